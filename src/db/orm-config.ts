@@ -1,0 +1,58 @@
+import { defineConfig } from '@mikro-orm/sql';
+import { PgliteDriver } from '@mikro-orm/pglite';
+import { PostgreSqlDriver } from '@mikro-orm/postgresql';
+import { Migrator } from '@mikro-orm/migrations';
+import { fileURLToPath } from 'node:url';
+import { UserSchema } from '../users/user.entity.ts';
+import { ConversationSchema } from '../conversations/conversation.entity.ts';
+import { MessageSchema } from '../messages/message.entity.ts';
+
+export const entities = [UserSchema, ConversationSchema, MessageSchema];
+
+const migrationsPath = fileURLToPath(new URL('../../migrations', import.meta.url));
+
+export interface DatabaseOptions {
+  /** PostgreSQL connection string; when absent the embedded PGlite database is used. */
+  databaseUrl?: string;
+  /** Directory of the embedded database (`memory://` keeps it in memory, for tests). */
+  pgliteDir: string;
+  /** Pool size for PostgreSQL. */
+  poolMax?: number;
+  debug?: boolean;
+}
+
+/** One MikroORM config for both databases: the same entities and migrations serve PostgreSQL and PGlite. */
+export function ormConfig(options: DatabaseOptions) {
+  const common = {
+    entities,
+    extensions: [Migrator],
+    debug: options.debug ?? false,
+    // Entities are defined with defineEntity; nothing to discover by reflection.
+    discovery: { warnWhenNoEntities: true },
+    migrations: {
+      path: migrationsPath,
+      pathTs: migrationsPath,
+      // Fixed name so PostgreSQL and PGlite share one snapshot file.
+      snapshotName: '.snapshot-chat',
+      transactional: true,
+      allOrNothing: true,
+      emit: 'ts' as const,
+    },
+    // The service layer always works on forks; a global context would leak state between events.
+    allowGlobalContext: false,
+  };
+  if (options.databaseUrl) {
+    return defineConfig({
+      ...common,
+      driver: PostgreSqlDriver,
+      clientUrl: options.databaseUrl,
+      pool: { min: 2, max: options.poolMax ?? 20, idleTimeoutMillis: 60_000 },
+      driverOptions: { connectionTimeoutMillis: 3_000 },
+    });
+  }
+  return defineConfig({
+    ...common,
+    driver: PgliteDriver,
+    dbName: options.pgliteDir,
+  });
+}
