@@ -1,4 +1,4 @@
-import { defineConfig } from '@mikro-orm/sql';
+import { defineConfig, type Options } from '@mikro-orm/sql';
 import { PgliteDriver } from '@mikro-orm/pglite';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
@@ -22,7 +22,7 @@ export interface DatabaseOptions {
 }
 
 /** One MikroORM config for both databases: the same entities and migrations serve PostgreSQL and PGlite. */
-export function ormConfig(options: DatabaseOptions) {
+export function ormConfig(options: DatabaseOptions): Options {
   const common = {
     entities,
     extensions: [Migrator],
@@ -44,7 +44,7 @@ export function ormConfig(options: DatabaseOptions) {
   if (options.databaseUrl) {
     return defineConfig({
       ...common,
-      driver: PostgreSqlDriver,
+      driver: PostgreSqlDriver as unknown as Options['driver'],
       clientUrl: options.databaseUrl,
       pool: { min: 2, max: options.poolMax ?? 20, idleTimeoutMillis: 60_000 },
       driverOptions: { connectionTimeoutMillis: 3_000 },
@@ -52,7 +52,7 @@ export function ormConfig(options: DatabaseOptions) {
   }
   return defineConfig({
     ...common,
-    driver: PgliteDriver,
+    driver: PgliteDriver as unknown as Options['driver'],
     dbName: options.pgliteDir,
   });
 }

@@ -1,0 +1,156 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const list = z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
+const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
+
+/** Every environment variable the gateway reads, with its default. The README lists the same table. */
+const EnvSchema = z.object({
+  PORT: int(3000),
+  HOST: z.string().default('0.0.0.0'),
+  DATABASE_URL: z.string().min(1).optional(),
+  PGLITE_DIR: z.string().default('./data'),
+  REDIS_URL: z.string().min(1).optional(),
+  NODE_ID: z.string().min(1).optional(),
+  JWT_SECRET: z.string().optional(),
+  JWT_PUBLIC_KEY: z.string().optional(),
+  JWT_ALGORITHMS: list.optional(),
+  JWT_ISSUER: z.string().min(1).optional(),
+  JWT_AUDIENCE: z.string().min(1).optional(),
+  CORS_ORIGINS: list.optional(),
+  ASSISTANT: z.enum(['echo', 'openai', 'none']).default('echo'),
+  ASSISTANT_DELAY_MS: int(30),
+  ASSISTANT_TIMEOUT_MS: int(120_000, 1),
+  OPENAI_BASE_URL: z.string().default('https://api.openai.com/v1'),
+  OPENAI_API_KEY: z.string().optional(),
+  OPENAI_MODEL: z.string().default('gpt-4o-mini'),
+  MAX_MESSAGE_CHARS: int(10_000, 1),
+  MIGRATE_ON_START: bool.default(true),
+  METRICS_TOKEN: z.string().min(1).optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DB_POOL_MAX: int(20, 1),
+  SEND_RATE_LIMIT: int(20, 1),
+  SEND_RATE_WINDOW_S: int(10, 1),
+  MAX_SOCKETS_PER_USER: int(20, 1),
+  SHUTDOWN_TIMEOUT_MS: int(10_000, 0),
+});
+
+export type Env = z.infer<typeof EnvSchema>;
+
+export interface GatewayConfig {
+  port: number;
+  host: string;
+  nodeId: string;
+  databaseUrl?: string;
+  pgliteDir: string;
+  redisUrl?: string;
+  auth: AuthConfig;
+  corsOrigins?: string[];
+  assistant: {
+    kind: 'echo' | 'openai' | 'none';
+    delayMs: number;
+    timeoutMs: number;
+    openai: { baseUrl: string; apiKey?: string; model: string };
+  };
+  maxMessageChars: number;
+  migrateOnStart: boolean;
+  metricsToken?: string;
+  logLevel: Env['LOG_LEVEL'];
+  dbPoolMax: number;
+  limits: {
+    sendRate: number;
+    sendRateWindowS: number;
+    maxSocketsPerUser: number;
+  };
+  shutdownTimeoutMs: number;
+}
+
+export interface AuthConfig {
+  /** HS256 secret or PEM public key; `demo` is true when neither was configured and a secret was made up. */
+  key: string | Buffer;
+  algorithms: string[];
+  issuer?: string;
+  audience?: string;
+  demo: boolean;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Reads the environment once, at start-up; a bad value stops the process with a clear message. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, makeDemoSecret?: () => string): GatewayConfig {
+  // Empty strings count as unset, as in most deployment tools.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = EnvSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid environment:\n  ${lines.join('\n  ')}`);
+  }
+  const e = parsed.data;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    nodeId: e.NODE_ID ?? `${hostname()}-${process.pid}`,
+    databaseUrl: e.DATABASE_URL,
+    pgliteDir: e.PGLITE_DIR,
+    redisUrl: e.REDIS_URL,
+    auth: authConfig(e, makeDemoSecret),
+    corsOrigins: e.CORS_ORIGINS,
+    assistant: {
+      kind: e.ASSISTANT,
+      delayMs: e.ASSISTANT_DELAY_MS,
+      timeoutMs: e.ASSISTANT_TIMEOUT_MS,
+      openai: { baseUrl: e.OPENAI_BASE_URL, apiKey: e.OPENAI_API_KEY, model: e.OPENAI_MODEL },
+    },
+    maxMessageChars: e.MAX_MESSAGE_CHARS,
+    migrateOnStart: e.MIGRATE_ON_START,
+    metricsToken: e.METRICS_TOKEN,
+    logLevel: e.LOG_LEVEL,
+    dbPoolMax: e.DB_POOL_MAX,
+    limits: {
+      sendRate: e.SEND_RATE_LIMIT,
+      sendRateWindowS: e.SEND_RATE_WINDOW_S,
+      maxSocketsPerUser: e.MAX_SOCKETS_PER_USER,
+    },
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+  };
+}
+
+const SYMMETRIC = ['HS256', 'HS384', 'HS512'];
+const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512'];
+/** HS256 keys shorter than the hash output are brute-forceable (RFC 7518 §3.2). */
+const MIN_SECRET_BYTES = 32;
+
+function authConfig(e: Env, makeDemoSecret?: () => string): AuthConfig {
+  const common = { issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE };
+  if (e.JWT_SECRET && e.JWT_PUBLIC_KEY) {
+    throw new ConfigError('set JWT_SECRET or JWT_PUBLIC_KEY, not both');
+  }
+  if (e.JWT_ALGORITHMS?.some((a) => a.toLowerCase() === 'none')) {
+    throw new ConfigError('JWT_ALGORITHMS must never contain "none"');
+  }
+  if (e.JWT_PUBLIC_KEY) {
+    const algorithms = e.JWT_ALGORITHMS ?? ['RS256', 'ES256'];
+    const bad = algorithms.filter((a) => !ASYMMETRIC.includes(a));
+    if (bad.length) throw new ConfigError(`JWT_ALGORITHMS ${bad.join(',')} cannot be used with JWT_PUBLIC_KEY`);
+    // PEM keys are often passed on one line with literal \n.
+    return { ...common, key: e.JWT_PUBLIC_KEY.replace(/\\n/g, '\n'), algorithms, demo: false };
+  }
+  const algorithms = e.JWT_ALGORITHMS ?? ['HS256'];
+  const bad = algorithms.filter((a) => !SYMMETRIC.includes(a));
+  if (bad.length) throw new ConfigError(`JWT_ALGORITHMS ${bad.join(',')} cannot be used with JWT_SECRET`);
+  if (e.JWT_SECRET) {
+    if (Buffer.byteLength(e.JWT_SECRET) < MIN_SECRET_BYTES) {
+      throw new ConfigError(`JWT_SECRET is ${Buffer.byteLength(e.JWT_SECRET)} bytes; at least ${MIN_SECRET_BYTES} are required`);
+    }
+    return { ...common, key: e.JWT_SECRET, algorithms, demo: false };
+  }
+  if (!makeDemoSecret) {
+    throw new ConfigError('no JWT_SECRET or JWT_PUBLIC_KEY configured');
+  }
+  return { ...common, key: makeDemoSecret(), algorithms: ['HS256'], demo: true };
+}

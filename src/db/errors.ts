@@ -1,0 +1,30 @@
+import { ConnectionException, DriverException, LockWaitTimeoutException } from '@mikro-orm/core';
+import { ErrorCode, GatewayError } from '../shared/errors.ts';
+
+// Node socket errors and pg's own messages when the server is gone or the pool cannot connect in time.
+const UNREACHABLE = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|timeout exceeded when trying to connect|Connection terminated|the database system is (starting up|shutting down)|terminating connection|Client has encountered a connection error/i;
+
+/** True when an error means "the database cannot be reached right now" rather than a bug. */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  if (err instanceof ConnectionException || err instanceof LockWaitTimeoutException) return true;
+  const e = err as { code?: string; message?: string; cause?: unknown } | undefined;
+  if (!e) return false;
+  if (typeof e.code === 'string' && /^(08|57P0[1-3])/.test(e.code)) return true; // SQLSTATE connection / shutdown classes
+  if (typeof e.message === 'string' && UNREACHABLE.test(e.message)) return true;
+  return e.cause !== undefined && e.cause !== err && isDatabaseUnavailable(e.cause);
+}
+
+/** Maps any error to the wire vocabulary; the caller logs the original when the result is INTERNAL. */
+export function toGatewayError(err: unknown): GatewayError {
+  if (err instanceof GatewayError) return err;
+  if (isDatabaseUnavailable(err)) {
+    return new GatewayError(ErrorCode.UNAVAILABLE, 'the database is unavailable; try again shortly', { retryAfterMs: 1000, cause: err });
+  }
+  return new GatewayError(ErrorCode.INTERNAL, 'internal error', { cause: err });
+}
+
+export function dbErrorKind(err: unknown): string | undefined {
+  if (isDatabaseUnavailable(err)) return 'unavailable';
+  if (err instanceof DriverException) return 'driver';
+  return undefined;
+}

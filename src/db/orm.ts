@@ -1,0 +1,61 @@
+import { MikroORM, type EntityManager } from '@mikro-orm/sql';
+import pg from 'pg';
+import type { Logger } from '../observability/logger.ts';
+import { ormConfig, type DatabaseOptions } from './orm-config.ts';
+
+export type Orm = MikroORM;
+export type Em = EntityManager;
+
+// Arbitrary constant shared by every node: the key of the advisory lock that serialises migrations.
+const MIGRATION_LOCK_KEY = 7_346_112_901;
+
+export async function initOrm(options: DatabaseOptions & { migrate: boolean; log: Logger }): Promise<Orm> {
+  if (options.migrate && options.databaseUrl) {
+    await migrateUnderLock(options, options.log);
+  }
+  const orm = await MikroORM.init(ormConfig(options));
+  if (options.migrate && !options.databaseUrl) {
+    // The embedded database lives in this process only: no other node can race for it.
+    await runMigrations(orm, options.log);
+  }
+  return orm;
+}
+
+async function runMigrations(orm: Orm, log: Logger) {
+  const applied = await orm.migrator.up();
+  if (applied.length) log.info({ migrations: applied.map((m) => m.name) }, 'migrations applied');
+}
+
+/**
+ * Nodes that start together must not race: each takes a session-level advisory lock on its own connection,
+ * so one runs the migrations and the others wait, then find nothing pending.
+ */
+async function migrateUnderLock(options: DatabaseOptions, log: Logger) {
+  const client = new pg.Client({ connectionString: options.databaseUrl, connectionTimeoutMillis: 10_000 });
+  await client.connect();
+  try {
+    await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    const orm = await MikroORM.init({ ...ormConfig(options), pool: { min: 0, max: 1 } });
+    try {
+      await runMigrations(orm, log);
+    } finally {
+      await orm.close();
+    }
+  } finally {
+    await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
+    await client.end();
+  }
+}
+
+/** A cheap round trip for /readyz, bounded so a dead database answers quickly. */
+export async function pingDatabase(orm: Orm, timeoutMs = 1500): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('database ping timed out')), timeoutMs);
+  });
+  try {
+    await Promise.race([orm.em.fork().execute('select 1'), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

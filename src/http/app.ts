@@ -1,0 +1,65 @@
+import express, { type Express } from 'express';
+import type { AuthConfig } from '../config.ts';
+import { demoRoutes } from '../auth/demo.routes.ts';
+import type { TokenVerifier } from '../auth/jwt.ts';
+import { conversationRoutes } from '../conversations/conversation.routes.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { Services } from '../services.ts';
+import { userRoutes } from '../users/user.routes.ts';
+import { requireAuth } from './auth.ts';
+import { errorHandler, notFoundRoute } from './errors.ts';
+import { opsRoutes, type ReadinessCheck } from './ops.routes.ts';
+
+export interface HttpAppOptions {
+  services: Services;
+  verifyToken: TokenVerifier;
+  auth: AuthConfig;
+  metrics: Metrics;
+  log: Logger;
+  maxMessageChars: number;
+  metricsToken?: string;
+  readiness: Record<string, ReadinessCheck>;
+  isClosing: () => boolean;
+  /** Extra authenticated routes under /api (the assistant's waiting routes). */
+  extraApiRoutes?: (router: express.Router) => void;
+}
+
+export function createHttpApp(o: HttpAppOptions): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', 'loopback');
+  app.use(requestMetrics(o.metrics));
+
+  // A message is at most maxMessageChars code points of up to 4 bytes in UTF-8, plus JSON escaping and fields.
+  const bodyLimit = o.maxMessageChars * 6 + 16 * 1024;
+  app.use(express.json({ limit: bodyLimit }));
+
+  app.use(opsRoutes({ checks: o.readiness, metrics: o.metrics, metricsToken: o.metricsToken, log: o.log, isClosing: o.isClosing }));
+  if (o.auth.demo) app.use('/api/demo', demoRoutes(o.auth));
+
+  const api = express.Router();
+  api.use(requireAuth(o.verifyToken));
+  api.use('/conversations', conversationRoutes(o.services, o.maxMessageChars));
+  api.use('/me', userRoutes(o.services));
+  o.extraApiRoutes?.(api);
+  app.use('/api', api);
+
+  app.use(notFoundRoute);
+  app.use(errorHandler(o.log, o.metrics));
+  return app;
+}
+
+function requestMetrics(metrics: Metrics): express.RequestHandler {
+  return (req, res, next) => {
+    const start = process.hrtime.bigint();
+    res.on('finish', () => {
+      // The matched route pattern, never the raw path: ids would explode the label set.
+      const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : 'unmatched';
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      metrics.httpRequests.inc({ method: req.method, route, status: String(res.statusCode) });
+      metrics.httpDuration.observe({ method: req.method, route }, seconds);
+    });
+    next();
+  };
+}

@@ -1,0 +1,48 @@
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { toGatewayError } from '../db/errors.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { dbErrorKind } from '../db/errors.ts';
+import { ErrorCode, GatewayError, type ErrorCode as Code } from '../shared/errors.ts';
+
+export const HTTP_STATUS: Record<Code, number> = {
+  VALIDATION: 400,
+  UNAUTHORIZED: 401,
+  TOKEN_EXPIRED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  PAYLOAD_TOO_LARGE: 413,
+  RATE_LIMITED: 429,
+  TOO_MANY_CONNECTIONS: 429,
+  INTERNAL: 500,
+  UNAVAILABLE: 503,
+  TIMEOUT: 504,
+};
+
+/** The one place where errors become HTTP responses: `{ error: { code, message } }`. */
+export function errorHandler(log: Logger, metrics: Metrics): ErrorRequestHandler {
+  return (err, req, res, _next) => {
+    const bodyError = bodyParserError(err);
+    const error = bodyError ?? toGatewayError(err);
+    const kind = dbErrorKind(err);
+    if (kind) metrics.dbErrors.inc({ kind });
+    if (error.code === ErrorCode.INTERNAL || error.code === ErrorCode.UNAVAILABLE) {
+      log.error({ err, method: req.method, path: req.path }, 'request failed');
+    }
+    if (error.retryAfterMs !== undefined) res.setHeader('Retry-After', Math.ceil(error.retryAfterMs / 1000));
+    res.status(HTTP_STATUS[error.code]).json({ error: error.toWire() });
+  };
+}
+
+/** Errors of express.json(): malformed JSON and bodies over the limit. */
+function bodyParserError(err: unknown): GatewayError | undefined {
+  const e = err as { type?: string; status?: number };
+  if (e?.type === 'entity.too.large') return new GatewayError(ErrorCode.PAYLOAD_TOO_LARGE, 'request body too large');
+  if (e?.type === 'entity.parse.failed') return new GatewayError(ErrorCode.VALIDATION, 'request body is not valid JSON');
+  if (e?.type && e.status && e.status >= 400 && e.status < 500) return new GatewayError(ErrorCode.VALIDATION, 'request body could not be read');
+  return undefined;
+}
+
+export const notFoundRoute: RequestHandler = (_req, res) => {
+  res.status(404).json({ error: { code: ErrorCode.NOT_FOUND, message: 'no such route' } });
+};

@@ -1,0 +1,76 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Metrics of one gateway instance; a registry of its own so several gateways can live in one process (tests). */
+export function createMetrics(nodeId: string) {
+  const registry = new Registry();
+  registry.setDefaultLabels({ node: nodeId });
+  collectDefaultMetrics({ register: registry });
+  const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+  return {
+    registry,
+    httpRequests: new Counter({
+      name: 'chat_http_requests_total',
+      help: 'HTTP requests by method, route and status',
+      labelNames: ['method', 'route', 'status'] as const,
+      registers: [registry],
+    }),
+    httpDuration: new Histogram({
+      name: 'chat_http_request_duration_seconds',
+      help: 'HTTP request latency by method and route',
+      labelNames: ['method', 'route'] as const,
+      buckets: latencyBuckets,
+      registers: [registry],
+    }),
+    messagesPersisted: new Counter({
+      name: 'chat_messages_persisted_total',
+      help: 'Messages committed to the database, by role',
+      labelNames: ['role'] as const,
+      registers: [registry],
+    }),
+    dbErrors: new Counter({
+      name: 'chat_db_errors_total',
+      help: 'Database errors by kind',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    socketsConnected: new Gauge({
+      name: 'chat_sockets_connected',
+      help: 'Open Socket.IO connections on this node',
+      registers: [registry],
+    }),
+    socketEvents: new Counter({
+      name: 'chat_socket_events_total',
+      help: 'Client events by name and outcome (ok or error code)',
+      labelNames: ['event', 'outcome'] as const,
+      registers: [registry],
+    }),
+    ackDuration: new Histogram({
+      name: 'chat_socket_ack_duration_seconds',
+      help: 'Time from a client event to its acknowledgement',
+      labelNames: ['event'] as const,
+      buckets: latencyBuckets,
+      registers: [registry],
+    }),
+    assistantFirstDelta: new Histogram({
+      name: 'chat_assistant_first_delta_seconds',
+      help: 'Time from the user message commit to the first assistant delta',
+      buckets: latencyBuckets,
+      registers: [registry],
+    }),
+    assistantTotal: new Histogram({
+      name: 'chat_assistant_reply_seconds',
+      help: 'Time from the user message commit to the end of the assistant reply',
+      labelNames: ['status'] as const,
+      buckets: latencyBuckets,
+      registers: [registry],
+    }),
+    adapterErrors: new Counter({
+      name: 'chat_adapter_errors_total',
+      help: 'Errors of the Redis adapter and Redis clients',
+      labelNames: ['client'] as const,
+      registers: [registry],
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,45 @@
+// Entry point: reads the environment, builds the gateway, listens, and shuts down gracefully on SIGTERM/SIGINT.
+// Production runs `node src/server.ts` directly: npm does not pass SIGTERM on to its child.
+import { randomBytes } from 'node:crypto';
+import { ConfigError, loadConfig } from './config.ts';
+import { createGateway } from './gateway.ts';
+import { createLogger } from './observability/logger.ts';
+
+let config;
+try {
+  config = loadConfig(process.env, () => randomBytes(48).toString('base64url'));
+} catch (err) {
+  if (err instanceof ConfigError) {
+    console.error(`chat-gateway: ${err.message}`);
+    process.exit(2);
+  }
+  throw err;
+}
+
+const log = createLogger(config.logLevel, { node: config.nodeId });
+if (config.auth.demo) {
+  log.warn(
+    '!!! DEMO MODE: neither JWT_SECRET nor JWT_PUBLIC_KEY is set. Tokens are signed with a secret made up at start-up, ' +
+      'anyone can get one for any user name at POST /api/demo/token, and they stop working at restart. Never run this way in production. !!!',
+  );
+}
+
+const gateway = await createGateway(config, { log });
+const port = await gateway.listen();
+log.info({ port, host: config.host, database: config.databaseUrl ? 'postgresql' : `pglite:${config.pgliteDir}`, redis: Boolean(config.redisUrl) }, 'listening');
+
+let signalled = false;
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    if (signalled) return;
+    signalled = true;
+    log.info({ signal }, 'signal received');
+    gateway.close().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  });
+}

@@ -1,0 +1,17 @@
+import type { ConversationService } from './conversations/conversation.service.ts';
+import type { MessageService, AppendResult } from './messages/message.service.ts';
+import type { UserService } from './users/user.service.ts';
+import type { Outcome, Publisher } from './shared/broadcast.ts';
+
+/** The service layer shared by the REST routes and the socket handlers: a write is the same write through either door. */
+export interface Services {
+  conversations: ConversationService;
+  messages: MessageService;
+  users: UserService;
+  /** Tells the user's tabs, on every node, what a committed write changed. Call it after answering. */
+  publish: Publisher;
+  /** After a user message was stored and answered: publish it and start the assistant's reply. */
+  announceUserMessage: (userId: string, outcome: Outcome<AppendResult>) => void;
+  /** Disconnects every socket of a user on every node (after erasure). */
+  disconnectUser: (userId: string) => void;
+}

@@ -1,0 +1,92 @@
+/**
+ * The wire contract of namespace `/chat`, shared by the server, the SDK, the widget and the load tester.
+ * Commands are `domain:verb` (client → server, always acknowledged); notifications are `domain:verbed`.
+ */
+import type { WireError } from './errors.ts';
+
+export type Role = 'user' | 'assistant' | 'system';
+export type Status = 'complete' | 'streaming' | 'stopped' | 'failed';
+
+export interface ConversationDto {
+  id: string;
+  title: string | null;
+  lastSeq: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface MessageDto {
+  id: string;
+  conversationId: string;
+  seq: number;
+  role: Role;
+  status: Status;
+  content: string;
+  metadata: Record<string, unknown> | null;
+  clientMessageId: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** Every acknowledgement: exactly one per client event. */
+export type Ack<T> = { ok: true; data: T } | { ok: false; error: WireError };
+export type AckCallback<T> = (result: Ack<T>) => void;
+
+export interface CommandPayloads {
+  'conversation:create': { title?: string | null };
+  'conversation:list': { limit?: number; cursor?: string | null };
+  'conversation:rename': { conversationId: string; title: string | null };
+  'conversation:delete': { conversationId: string };
+  'message:send': { conversationId?: string | null; content: string; clientMessageId: string };
+  'assistant:stop': { conversationId: string; messageId: string };
+  'history:get': { conversationId: string; before?: number; after?: number; limit?: number };
+  'auth:refresh': { token: string };
+}
+
+export interface CommandResults {
+  'conversation:create': { conversation: ConversationDto };
+  'conversation:list': { conversations: ConversationDto[]; nextCursor: string | null };
+  'conversation:rename': { conversation: ConversationDto };
+  'conversation:delete': { conversationId: string };
+  'message:send': { message: MessageDto; conversation: ConversationDto };
+  'assistant:stop': { message: MessageDto };
+  'history:get': { conversation: ConversationDto; messages: MessageDto[]; hasMore: boolean };
+  'auth:refresh': { exp: number };
+}
+
+export type CommandName = keyof CommandPayloads;
+
+export type ClientToServerEvents = {
+  [K in CommandName]: (payload: CommandPayloads[K], ack: AckCallback<CommandResults[K]>) => void;
+};
+
+export interface MessageDelta {
+  conversationId: string;
+  messageId: string;
+  index: number;
+  text: string;
+}
+
+export interface NotificationPayloads {
+  'conversation:created': { conversation: ConversationDto };
+  'conversation:updated': { conversation: ConversationDto };
+  'conversation:deleted': { conversationId: string };
+  'message:created': { message: MessageDto };
+  'message:updated': { message: MessageDto };
+  'message:delta': MessageDelta;
+  'auth:expired': { exp: number };
+}
+
+export type NotificationName = keyof NotificationPayloads;
+
+export type ServerToClientEvents = {
+  [K in NotificationName]: (payload: NotificationPayloads[K]) => void;
+};
+
+/** Room every socket of a user joins; the only way events are addressed. */
+export const userRoom = (userId: string) => `user:${userId}`;
+
+/** The connect_error `data` of a refused handshake. */
+export interface ConnectErrorData {
+  code: 'UNAUTHORIZED' | 'TOKEN_EXPIRED' | 'TOO_MANY_CONNECTIONS';
+}

@@ -1,0 +1,37 @@
+import { z } from 'zod';
+import { ErrorCode, GatewayError } from './errors.ts';
+
+/** Parses untrusted input; any failure is a VALIDATION error naming the fields at fault. */
+export function parse<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const detail = result.error.issues
+    .slice(0, 5)
+    .map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
+    .join('; ');
+  throw new GatewayError(ErrorCode.VALIDATION, detail || 'invalid input');
+}
+
+export const conversationId = z.uuid({ message: 'must be a conversation id (uuid)' });
+export const messageId = z.uuid({ message: 'must be a message id (uuid)' });
+export const title = z.string().trim().max(200).nullable().optional().transform((t) => (t ? t : null));
+export const clientMessageId = z.string().min(1).max(100);
+/** Sequence numbers: non-negative integers; query strings arrive as text. */
+export const seq = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+/** Message content: 1..maxChars characters (code points, as users count them) and not only white space. */
+export function contentSchema(maxChars: number) {
+  return z
+    .string()
+    .refine((s) => withinChars(s, maxChars), `must be at most ${maxChars} characters`)
+    .refine((s) => s.trim().length > 0, 'must not be empty or only white space');
+}
+
+function withinChars(s: string, max: number): boolean {
+  // UTF-16 length bounds the code point count from above, and from below by half.
+  if (s.length <= max) return true;
+  if (s.length > max * 2) return false;
+  let n = 0;
+  for (const _ of s) if (++n > max) return false;
+  return true;
+}
