@@ -36,6 +36,9 @@ const EnvSchema = z.object({
   SEND_RATE_WINDOW_S: int(10, 1),
   MAX_SOCKETS_PER_USER: int(20, 1),
   SHUTDOWN_TIMEOUT_MS: int(10_000, 0),
+  REDIS_ADAPTER: z.enum(['classic', 'sharded']).default('classic'),
+  REPLY_STALE_MS: int(15_000, 500),
+  CHAT_TIMEOUT_MS: int(60_000, 1),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -47,12 +50,17 @@ export interface GatewayConfig {
   databaseUrl?: string;
   pgliteDir: string;
   redisUrl?: string;
+  redisAdapter: 'classic' | 'sharded';
   auth: AuthConfig;
   corsOrigins?: string[];
   assistant: {
     kind: 'echo' | 'openai' | 'none';
     delayMs: number;
     timeoutMs: number;
+    /** A streaming reply not saved for this long is taken as interrupted (its node died). */
+    staleMs: number;
+    /** How long POST /api/chat waits for the reply. */
+    chatTimeoutMs: number;
     openai: { baseUrl: string; apiKey?: string; model: string };
   };
   maxMessageChars: number;
@@ -98,12 +106,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, makeDemoSecret?
     databaseUrl: e.DATABASE_URL,
     pgliteDir: e.PGLITE_DIR,
     redisUrl: e.REDIS_URL,
+    redisAdapter: e.REDIS_ADAPTER,
     auth: authConfig(e, makeDemoSecret),
     corsOrigins: e.CORS_ORIGINS,
     assistant: {
       kind: e.ASSISTANT,
       delayMs: e.ASSISTANT_DELAY_MS,
       timeoutMs: e.ASSISTANT_TIMEOUT_MS,
+      staleMs: e.REPLY_STALE_MS,
+      chatTimeoutMs: e.CHAT_TIMEOUT_MS,
       openai: { baseUrl: e.OPENAI_BASE_URL, apiKey: e.OPENAI_API_KEY, model: e.OPENAI_MODEL },
     },
     maxMessageChars: e.MAX_MESSAGE_CHARS,

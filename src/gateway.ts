@@ -1,13 +1,25 @@
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { GatewayConfig } from './config.ts';
+import { createAssistant, type Assistant, type AssistantTiming } from './assistant/assistant.ts';
+import { chatRoutes } from './assistant/chat.routes.ts';
+import { createEchoProvider } from './assistant/echo.ts';
+import { createOpenAiProvider } from './assistant/openai.ts';
+import type { AssistantProvider } from './assistant/provider.ts';
+import { createReplyStore } from './assistant/reply-store.ts';
 import { createTokenVerifier } from './auth/jwt.ts';
 import { createConversationService } from './conversations/conversation.service.ts';
 import { initOrm, pingDatabase, type Orm } from './db/orm.ts';
 import { createHttpApp } from './http/app.ts';
+import type { ReadinessCheck } from './http/ops.routes.ts';
+import { createSendLimiter } from './limits/send-limiter.ts';
 import { createMessageService } from './messages/message.service.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
+import { createRedisClients, pingRedis } from './realtime/redis.ts';
+import { createRealtime, type Realtime } from './realtime/socket-server.ts';
+import type { Broadcast } from './shared/broadcast.ts';
 import type { Services } from './services.ts';
 import { createUserService } from './users/user.service.ts';
 
@@ -16,16 +28,22 @@ export interface Gateway {
   httpServer: HttpServer;
   orm: Orm;
   services: Services;
+  assistant: Assistant;
+  realtime: Realtime;
   metrics: Metrics;
   log: Logger;
-  /** Starts listening; resolves with the bound port (PORT=0 picks a free one). */
+  /** Starts listening; resolves with the bound port (port 0 picks a free one). */
   listen(port?: number, host?: string): Promise<number>;
-  /** Graceful shutdown: stop accepting, finish in-flight work (bounded), close connections. Idempotent. */
+  /** Graceful shutdown: stop accepting, finish in-flight work and replies (bounded), close connections. Idempotent. */
   close(): Promise<void>;
 }
 
 export interface GatewayOptions {
   log?: Logger;
+  /** Overrides of the reply timings (tests shorten the interrupted-reply bound). */
+  assistantTiming?: Partial<AssistantTiming>;
+  /** Replaces the configured assistant provider (tests, benchmarks). */
+  provider?: AssistantProvider;
 }
 
 /** The composition root: builds every part from the config; only the entry file listens for real. */
@@ -39,19 +57,44 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     migrate: config.migrateOnStart,
     log,
   });
+  const redis = config.redisUrl ? createRedisClients(config.redisUrl, log, metrics) : undefined;
   const verifyToken = createTokenVerifier(config.auth);
-  const deps = { orm, log, metrics };
 
+  // Publishing needs the socket server, which needs the HTTP server, which needs the services: bind late.
+  let realtime: Realtime | undefined;
+  const publish = (broadcasts: Broadcast[]) => realtime?.publish(broadcasts);
+  const deps = { orm, log, metrics };
+  const messages = createMessageService(deps);
+  const assistant = createAssistant({
+    provider: options.provider ?? providerFor(config),
+    messages,
+    store: createReplyStore(orm),
+    publish,
+    metrics,
+    log,
+    timing: { staleMs: config.assistant.staleMs, ...options.assistantTiming },
+  });
   const services: Services = {
     conversations: createConversationService(deps),
-    messages: createMessageService(deps),
+    messages,
     users: createUserService(deps),
-    publish: () => {},
-    announceUserMessage: (_userId, outcome) => services.publish(outcome.broadcasts),
-    disconnectUser: () => {},
+    publish,
+    async announceUserMessage(userId, outcome) {
+      publish(outcome.broadcasts);
+      if (outcome.data.duplicate) return undefined;
+      return assistant.replyTo(userId, outcome.data.message).catch((err) => {
+        log.error({ err, messageId: outcome.data.message.id }, 'assistant reply could not start');
+        return undefined;
+      });
+    },
+    limitSend: createSendLimiter({ points: config.limits.sendRate, durationS: config.limits.sendRateWindowS, redis: redis?.commands }),
+    disconnectUser: (userId) => realtime?.disconnectUser(userId),
   };
 
   let closing = false;
+  const httpInflight = { count: 0 };
+  const readiness: Record<string, ReadinessCheck> = { database: () => pingDatabase(orm) };
+  if (redis) readiness.redis = () => pingRedis(redis.commands);
   const app = createHttpApp({
     services,
     verifyToken,
@@ -60,20 +103,40 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     log,
     maxMessageChars: config.maxMessageChars,
     metricsToken: config.metricsToken,
-    readiness: { database: () => pingDatabase(orm) },
+    readiness,
     isClosing: () => closing,
+    inflight: httpInflight,
+    extraApiRoutes: (api) =>
+      chatRoutes(api, { services, maxMessageChars: config.maxMessageChars, timeoutMs: config.assistant.chatTimeoutMs }),
   });
   const httpServer = createServer(app);
+  realtime = createRealtime(httpServer, {
+    corsOrigins: config.corsOrigins,
+    maxMessageChars: config.maxMessageChars,
+    maxSocketsPerUser: config.limits.maxSocketsPerUser,
+    redis,
+    redisAdapter: config.redisAdapter,
+    verifyToken,
+    assistant,
+    metrics,
+    log,
+    services,
+  });
+  assistant.startSweeper();
 
   let closed: Promise<void> | undefined;
   async function shutdown() {
     closing = true;
-    log.info('shutting down');
-    const httpClosed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    const deadline = Date.now() + config.shutdownTimeoutMs;
+    log.info('shutting down: no new connections, finishing in-flight work');
+    httpServer.close();
     httpServer.closeIdleConnections();
-    const bounded = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs).unref());
-    await Promise.race([httpClosed, bounded]);
+    // Units of work already started commit and get their ack; replies run to their end within the bound.
+    while ((realtime!.inflight.count > 0 || httpInflight.count > 0) && Date.now() < deadline) await sleep(20);
+    await assistant.drain(Math.max(0, deadline - Date.now()));
+    await realtime!.close();
     httpServer.closeAllConnections();
+    await redis?.close();
     await orm.close(true);
     log.info('shut down');
   }
@@ -83,6 +146,8 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     httpServer,
     orm,
     services,
+    assistant,
+    realtime,
     metrics,
     log,
     listen(port = config.port, host = config.host) {
@@ -99,4 +164,15 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
       return closed;
     },
   };
+}
+
+function providerFor(config: GatewayConfig): AssistantProvider | undefined {
+  switch (config.assistant.kind) {
+    case 'echo':
+      return createEchoProvider(config.assistant.delayMs);
+    case 'openai':
+      return createOpenAiProvider({ ...config.assistant.openai, timeoutMs: config.assistant.timeoutMs });
+    case 'none':
+      return undefined;
+  }
 }

@@ -66,13 +66,14 @@ export function conversationRoutes(services: Services, maxMessageChars: number):
       throw new GatewayError(ErrorCode.VALIDATION, 'Idempotency-Key and clientMessageId differ');
     }
     const userId = identityOf(res).userId;
+    await services.limitSend(userId);
     const outcome = await services.messages.append(userId, {
       conversationId: id,
       content: body.content,
       clientMessageId: body.clientMessageId ?? key ?? null,
     });
     res.status(outcome.data.duplicate ? 200 : 201).json({ message: outcome.data.message });
-    services.announceUserMessage(userId, outcome);
+    void services.announceUserMessage(userId, outcome);
   });
 
   return router;

@@ -37,6 +37,7 @@ export function ormConfig(options: DatabaseOptions): Options {
       transactional: true,
       allOrNothing: true,
       emit: 'ts' as const,
+      silent: true,
     },
     // The service layer always works on forks; a global context would leak state between events.
     allowGlobalContext: false,

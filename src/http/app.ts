@@ -21,6 +21,8 @@ export interface HttpAppOptions {
   metricsToken?: string;
   readiness: Record<string, ReadinessCheck>;
   isClosing: () => boolean;
+  /** Requests in progress, so shutdown can let them finish. */
+  inflight: { count: number };
   /** Extra authenticated routes under /api (the assistant's waiting routes). */
   extraApiRoutes?: (router: express.Router) => void;
 }
@@ -29,7 +31,7 @@ export function createHttpApp(o: HttpAppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
-  app.use(requestMetrics(o.metrics));
+  app.use(requestMetrics(o.metrics, o.inflight));
 
   // A message is at most maxMessageChars code points of up to 4 bytes in UTF-8, plus JSON escaping and fields.
   const bodyLimit = o.maxMessageChars * 6 + 16 * 1024;
@@ -50,9 +52,11 @@ export function createHttpApp(o: HttpAppOptions): Express {
   return app;
 }
 
-function requestMetrics(metrics: Metrics): express.RequestHandler {
+function requestMetrics(metrics: Metrics, inflight: { count: number }): express.RequestHandler {
   return (req, res, next) => {
     const start = process.hrtime.bigint();
+    inflight.count++;
+    res.once('close', () => inflight.count--);
     res.on('finish', () => {
       // The matched route pattern, never the raw path: ids would explode the label set.
       const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : 'unmatched';

@@ -24,6 +24,13 @@ export const MessageSchema = defineEntity({
     createdAt: p.datetime().onCreate(() => new Date()),
     updatedAt: p.datetime().onCreate(() => new Date()),
   },
+  indexes: [
+    // Serves the sweep of interrupted replies: only the few rows still streaming are indexed.
+    {
+      name: 'messages_streaming_updated_at_index',
+      expression: `create index "messages_streaming_updated_at_index" on "messages" ("updated_at") where "status" = 'streaming'`,
+    },
+  ],
   uniques: [
     { name: 'messages_conversation_id_seq_unique', properties: ['conversation', 'seq'] },
     {

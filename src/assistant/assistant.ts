@@ -1,0 +1,131 @@
+import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { MessageService } from '../messages/message.service.ts';
+import type { Publisher } from '../shared/broadcast.ts';
+import { notFound } from '../shared/errors.ts';
+import type { MessageDto } from '../shared/events.ts';
+import type { AssistantProvider, ChatTurn } from './provider.ts';
+import { Reply, type ReplyTiming } from './reply.ts';
+import type { ReplyStore } from './reply-store.ts';
+
+export interface AssistantTiming extends ReplyTiming {
+  /** A streaming reply whose heartbeat is older than this is taken as interrupted (its node died). */
+  staleMs: number;
+}
+
+export const DEFAULT_TIMING: AssistantTiming = { flushMs: 50, persistMs: 1000, heartbeatMs: 5000, staleMs: 15_000 };
+const CONTEXT_MESSAGES = 20;
+
+export interface AssistantDeps {
+  /** Undefined with ASSISTANT=none: no reply is ever started. */
+  provider?: AssistantProvider;
+  messages: MessageService;
+  store: ReplyStore;
+  publish: Publisher;
+  metrics: Metrics;
+  log: Logger;
+  timing?: Partial<AssistantTiming>;
+}
+
+/** Runs assistant replies on this node and ends them however they end: complete, stopped, failed or interrupted. */
+export function createAssistant(deps: AssistantDeps) {
+  const timing = { ...DEFAULT_TIMING, ...deps.timing };
+  // Replies running on this node, by message id: local work in progress, not a routing table.
+  const running = new Map<string, Reply>();
+  let remoteStop: ((messageId: string) => Promise<MessageDto | undefined>) | undefined;
+  let sweeper: NodeJS.Timeout | undefined;
+
+  /** Starts the reply to a just-stored user message; resolves with the reply once it has ended. */
+  async function replyTo(userId: string, userMessage: MessageDto): Promise<MessageDto | undefined> {
+    const provider = deps.provider;
+    if (!provider || userMessage.role !== 'user') return undefined;
+    const startedAt = performance.now();
+    // The reply's own idempotency key: at most one reply per user message, whatever retries or races happen.
+    const created = await deps.messages.append(userId, {
+      conversationId: userMessage.conversationId,
+      content: '',
+      role: 'assistant',
+      status: 'streaming',
+      clientMessageId: `assistant:${userMessage.id}`,
+      metadata: { replyToId: userMessage.id, model: provider.model, deltaIndex: 0 },
+    });
+    const message = created.data.message;
+    if (created.data.duplicate) return running.get(message.id)?.done ?? message;
+    deps.publish(created.broadcasts);
+    const turns = await context(userId, message);
+    const reply = new Reply({ userId, message, provider, store: deps.store, publish: deps.publish, log: deps.log, timing, startedAt, metrics: deps.metrics });
+    running.set(message.id, reply);
+    reply.start(turns);
+    reply.done.finally(() => running.delete(message.id));
+    return reply.done;
+  }
+
+  async function context(userId: string, reply: MessageDto): Promise<ChatTurn[]> {
+    const page = await deps.messages.history(userId, reply.conversationId, { before: reply.seq, limit: CONTEXT_MESSAGES });
+    return page.messages.filter((m) => m.content.length > 0).map((m) => ({ role: m.role, content: m.content }));
+  }
+
+  /** Stops a reply from any tab on any node: locally, else through the node running it, else in the database. */
+  async function stop(userId: string, conversationId: string, messageId: string): Promise<MessageDto> {
+    const message = await deps.store.find(userId, messageId);
+    if (!message || message.conversationId !== conversationId || message.role !== 'assistant') throw notFound('message');
+    if (message.status !== 'streaming') return message;
+    const local = running.get(messageId);
+    if (local) return (await local.stop('stopped')) ?? (await deps.store.find(userId, messageId)) ?? message;
+    const remote = await remoteStop?.(messageId).catch((err: Error) => {
+      deps.log.warn({ messageId, err: err.message }, 'no node answered the stop request');
+      return undefined;
+    });
+    if (remote) return remote;
+    // No node runs it any more: end it here with the text saved so far.
+    const ended = await deps.store.finish(messageId, 'stopped', { ...message.metadata });
+    if (ended) deps.publish([{ userId, event: 'message:updated', payload: { message: ended } }]);
+    return ended ?? (await deps.store.find(userId, messageId)) ?? message;
+  }
+
+  /** A stop forwarded by another node: answer with the stopped reply if it runs here, else null. */
+  async function stopIfRunningHere(messageId: string): Promise<MessageDto | null> {
+    const local = running.get(messageId);
+    return local ? ((await local.stop('stopped')) ?? null) : null;
+  }
+
+  async function sweep() {
+    try {
+      const interrupted = await deps.store.failStale(timing.staleMs);
+      for (const { userId, message } of interrupted) {
+        deps.log.warn({ messageId: message.id, conversationId: message.conversationId }, 'reply interrupted: its node stopped');
+        deps.publish([{ userId, event: 'message:updated', payload: { message } }]);
+      }
+    } catch (err) {
+      deps.log.warn({ err: (err as Error).message }, 'sweep of interrupted replies failed');
+    }
+  }
+
+  return {
+    replyTo,
+    stop,
+    stopIfRunningHere,
+    /** How this node reaches the others for a stop (set by the realtime layer when Redis connects nodes). */
+    setRemoteStop(fn: typeof remoteStop) {
+      remoteStop = fn;
+    },
+    startSweeper() {
+      void sweep();
+      sweeper = setInterval(sweep, Math.max(250, Math.floor(timing.staleMs / 3)));
+      sweeper.unref();
+    },
+    /** Shutdown: let running replies finish within the bound, then end the rest as interrupted. */
+    async drain(timeoutMs: number) {
+      clearInterval(sweeper);
+      const all = () => Promise.allSettled([...running.values()].map((r) => r.done));
+      await Promise.race([all(), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
+      for (const reply of running.values()) reply.stop('shutdown');
+      await all();
+    },
+    get runningCount() {
+      return running.size;
+    },
+  };
+}
+
+export type Assistant = ReturnType<typeof createAssistant>;

@@ -1,0 +1,50 @@
+import type { Router } from 'express';
+import { z } from 'zod';
+import { identityOf } from '../http/auth.ts';
+import type { Services } from '../services.ts';
+import { ErrorCode, GatewayError } from '../shared/errors.ts';
+import type { MessageDto } from '../shared/events.ts';
+import { clientMessageId, contentSchema, conversationId, parse } from '../shared/validation.ts';
+
+/**
+ * The waiting routes of the "todo AI chatbot" family: send a message and answer with the assistant's reply.
+ * The writes are the same as over the socket, so every open tab sees the message and the reply stream.
+ */
+export function chatRoutes(api: Router, o: { services: Services; maxMessageChars: number; timeoutMs: number }) {
+  const ChatBody = z.object({ message: contentSchema(o.maxMessageChars), conversation_id: conversationId.nullable().optional() });
+
+  const handle = async (req: Parameters<Parameters<Router['post']>[1]>[0], res: Parameters<Parameters<Router['post']>[1]>[1]) => {
+    const userId = identityOf(res).userId;
+    if (req.params.userId !== undefined && req.params.userId !== userId) {
+      throw new GatewayError(ErrorCode.FORBIDDEN, 'the path names another user than the token');
+    }
+    const body = parse(ChatBody, req.body);
+    const key = req.get('Idempotency-Key');
+    await o.services.limitSend(userId);
+    const outcome = await o.services.messages.append(userId, {
+      conversationId: body.conversation_id ?? null,
+      content: body.message,
+      clientMessageId: key === undefined ? null : parse(clientMessageId, key),
+    });
+    const reply = await withTimeout(o.services.announceUserMessage(userId, outcome), o.timeoutMs);
+    if (reply?.status === 'failed') {
+      throw new GatewayError(ErrorCode.UNAVAILABLE, 'the assistant could not answer', { retryAfterMs: 1000 });
+    }
+    res.json({ response: reply?.content ?? null, conversation_id: outcome.data.conversation.id });
+  };
+
+  api.post('/chat', handle);
+  api.post('/:userId/chat', handle);
+}
+
+async function withTimeout(reply: Promise<MessageDto | undefined>, ms: number): Promise<MessageDto | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new GatewayError(ErrorCode.TIMEOUT, 'the assistant did not answer in time; the reply goes on in the open tabs')), ms);
+  });
+  try {
+    return await Promise.race([reply, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,59 @@
+import type { Orm } from '../db/orm.ts';
+import { MessageSchema } from '../messages/message.entity.ts';
+import type { MessageStatus } from '../messages/message.entity.ts';
+import { toMessageDto } from '../shared/dto.ts';
+import type { MessageDto } from '../shared/events.ts';
+
+/**
+ * Writes of a streaming reply. Every one is conditional on `status = 'streaming'`: whoever ends a reply first
+ * (its runner, a stop handled on a node that does not run it, or the sweeper of interrupted replies) wins,
+ * and the others see zero rows and step back. Times come from the database clock so nodes agree on staleness.
+ */
+export function createReplyStore(orm: Orm) {
+  /** Saves the partial text; false when the reply was ended elsewhere. Also serves as the reply's heartbeat. */
+  async function saveProgress(messageId: string, content: string, metadata: Record<string, unknown>): Promise<boolean> {
+    const rows = await orm.em.fork().execute<{ id: string }[]>(
+      `update messages set content = ?, metadata = ?::jsonb, updated_at = now() where id = ? and status = 'streaming' returning id`,
+      [content, JSON.stringify(metadata), messageId],
+    );
+    return rows.length > 0;
+  }
+
+  /** Ends a reply; undefined when it had already been ended elsewhere. */
+  async function finish(
+    messageId: string,
+    status: Exclude<MessageStatus, 'streaming'>,
+    metadata: Record<string, unknown>,
+    content?: string,
+  ): Promise<MessageDto | undefined> {
+    const em = orm.em.fork();
+    const rows = await em.execute<Record<string, unknown>[]>(
+      `update messages set status = ?, metadata = ?::jsonb, content = coalesce(?, content), updated_at = now()
+       where id = ? and status = 'streaming' returning *`,
+      [status, JSON.stringify(metadata), content ?? null, messageId],
+    );
+    return rows[0] ? toMessageDto(em.map(MessageSchema, rows[0])) : undefined;
+  }
+
+  /** Marks as failed every reply whose heartbeat stopped (its node died), keeping the partial text. */
+  async function failStale(staleMs: number): Promise<{ userId: string; message: MessageDto }[]> {
+    const em = orm.em.fork();
+    const rows = await em.execute<Record<string, unknown>[]>(
+      `update messages set status = 'failed', updated_at = now(),
+         metadata = coalesce(metadata, '{}'::jsonb) || jsonb_build_object('error',
+           jsonb_build_object('code', 'INTERRUPTED', 'message', 'the reply was interrupted before it ended'))
+       where status = 'streaming' and updated_at < now() - make_interval(secs => ?) returning *`,
+      [staleMs / 1000],
+    );
+    return rows.map((row) => ({ userId: String(row.user_id), message: toMessageDto(em.map(MessageSchema, row)) }));
+  }
+
+  async function find(userId: string, messageId: string): Promise<MessageDto | undefined> {
+    const message = await orm.em.fork().findOne(MessageSchema, { id: messageId, userId });
+    return message ? toMessageDto(message) : undefined;
+  }
+
+  return { saveProgress, finish, failStale, find };
+}
+
+export type ReplyStore = ReturnType<typeof createReplyStore>;
