@@ -1,13 +1,12 @@
-import { UniqueConstraintViolationException } from '@mikro-orm/core';
-import { ConversationSchema, type Conversation } from '../conversations/conversation.entity.ts';
-import { ensureUser, refusedAccess, type ServiceDeps } from '../conversations/conversation.service.ts';
-import type { Em } from '../db/orm.ts';
+import { ConversationSchema } from '../conversations/conversation.entity.ts';
+import { refusedAccess, type ServiceDeps } from '../conversations/conversation.service.ts';
+import { createAppendBatcher, type BatcherOptions } from './append-batcher.ts';
 import { audit } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Broadcast, Outcome } from '../shared/broadcast.ts';
 import { toConversationDto, toMessageDto } from '../shared/dto.ts';
 import type { ConversationDto, MessageDto } from '../shared/events.ts';
-import { MessageSchema, type Message, type MessageRole, type MessageStatus } from './message.entity.ts';
+import { MessageSchema, type MessageRole, type MessageStatus } from './message.entity.ts';
 
 export interface AppendInput {
   /** Absent: a new conversation is started, titled from the content. */
@@ -33,84 +32,39 @@ export interface HistoryQuery {
 }
 
 const TITLE_FROM_CONTENT_CHARS = 80;
+export const DEFAULT_BATCHING: BatcherOptions = { concurrency: 4, maxBatch: 256 };
 
-export function createMessageService({ orm, log, metrics }: ServiceDeps & { metrics: Metrics }) {
+export function createMessageService({ orm, log, metrics, batching = DEFAULT_BATCHING }: ServiceDeps & { metrics: Metrics; batching?: BatcherOptions }) {
+  const batcher = createAppendBatcher(orm, batching);
+
   /**
-   * Appends a message: the message, the conversation's last_seq and updated_at change in ONE transaction.
-   * The conversation row is locked by the UPDATE until commit, so concurrent appenders queue on it and
-   * seq order is commit order, with no gap (a rolled-back append also rolls back its seq).
+   * Appends a message: the message, the conversation's last_seq and updated_at change in ONE transaction,
+   * shared with the appends that arrive at the same moment (see append-batcher.ts). Resolves after the commit.
    */
   async function append(userId: string, input: AppendInput): Promise<Outcome<AppendResult>> {
-    if (input.clientMessageId) {
-      const stored = await findByClientMessageId(userId, input.clientMessageId);
-      if (stored) return stored;
-    }
-    let result: { message: Message; conversation: Conversation; conversationCreated: boolean };
-    try {
-      result = await orm.em.fork().transactional((em) => insertMessage(em as Em, userId, input));
-    } catch (err) {
-      // A concurrent retry with the same clientMessageId committed first: answer with its message.
-      if (err instanceof UniqueConstraintViolationException && input.clientMessageId) {
-        const stored = await findByClientMessageId(userId, input.clientMessageId);
-        if (stored) return stored;
-      }
-      throw err;
-    }
+    const result = await batcher.append({
+      userId,
+      conversationId: input.conversationId,
+      newConversationTitle: titleFrom(input.content),
+      content: input.content,
+      clientMessageId: input.clientMessageId,
+      role: input.role ?? 'user',
+      status: input.status ?? 'complete',
+      metadata: input.metadata ?? null,
+    });
+    if (result.kind === 'not_found') throw refusedAccess(log, userId, 'message.append', input.conversationId ?? '');
     const message = toMessageDto(result.message);
     const conversation = toConversationDto(result.conversation);
+    if (result.kind === 'duplicate') {
+      audit(log, { userId, op: 'message.append', outcome: 'duplicate', conversationId: conversation.id, messageId: message.id });
+      return { data: { message, conversation, duplicate: true }, broadcasts: [] };
+    }
     metrics.messagesPersisted.inc({ role: message.role });
     audit(log, { userId, op: 'message.append', outcome: 'ok', conversationId: conversation.id, messageId: message.id, seq: message.seq });
     const broadcasts: Broadcast[] = [];
     if (result.conversationCreated) broadcasts.push({ userId, event: 'conversation:created', payload: { conversation } });
     broadcasts.push({ userId, event: 'message:created', payload: { message } });
     return { data: { message, conversation, duplicate: false }, broadcasts };
-  }
-
-  async function insertMessage(em: Em, userId: string, input: AppendInput) {
-    const now = new Date();
-    let conversation: Conversation;
-    let conversationCreated = false;
-    if (input.conversationId) {
-      const rows = await em.execute<Record<string, unknown>[]>(
-        'update conversations set last_seq = last_seq + 1, updated_at = ? where id = ? and user_id = ? returning *',
-        [now, input.conversationId, userId],
-      );
-      if (rows.length === 0) throw refusedAccess(log, userId, 'message.append', input.conversationId);
-      conversation = em.map(ConversationSchema, rows[0]!);
-    } else {
-      await ensureUser(em, userId);
-      conversation = em.create(ConversationSchema, {
-        user: userId,
-        title: titleFrom(input.content),
-        lastSeq: 1,
-        createdAt: now,
-        updatedAt: now,
-      });
-      conversationCreated = true;
-    }
-    const message = em.create(MessageSchema, {
-      conversation: conversation.id,
-      userId,
-      seq: Number(conversation.lastSeq),
-      role: input.role ?? 'user',
-      status: input.status ?? 'complete',
-      content: input.content,
-      metadata: input.metadata ?? null,
-      clientMessageId: input.clientMessageId ?? null,
-      createdAt: now,
-      updatedAt: now,
-    });
-    await em.flush();
-    return { message, conversation, conversationCreated };
-  }
-
-  async function findByClientMessageId(userId: string, clientMessageId: string): Promise<Outcome<AppendResult> | undefined> {
-    const em = orm.em.fork();
-    const message = await em.findOne(MessageSchema, { userId, clientMessageId });
-    if (!message) return undefined;
-    const conversation = await em.findOneOrFail(ConversationSchema, { id: message.conversation });
-    audit(log, { userId, op: 'message.append', outcome: 'duplicate', conversationId: conversation.id, messageId: message.id });
-    return { data: { message: toMessageDto(message), conversation: toConversationDto(conversation), duplicate: true }, broadcasts: [] };
   }
 
   /**

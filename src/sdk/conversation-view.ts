@@ -1,0 +1,198 @@
+/**
+ * The client's local view of one conversation: pure bookkeeping (no sockets, no timers), so the rules that keep
+ * every tab consistent — dedupe by `seq`, ordering, delta application, gap detection — are unit-testable.
+ *
+ * The view holds a window of the conversation: `firstSeq` is the oldest seq it was loaded from (older pages extend
+ * it), `lastSeq` the highest seq such that every message in `firstSeq..lastSeq` is known. A stored message above
+ * `lastSeq + 1` means something was missed in between (a dropped broadcast): `gap()` says what to fetch.
+ */
+import type { MessageDelta, MessageDto, Status } from '../shared/events.ts';
+
+/** What `applyDelta` did with a delta. */
+export type DeltaOutcome =
+  /** Appended: `message` is the message with the new text. */
+  | { kind: 'applied'; message: MessageDto }
+  /** Already in the text (an index below the count it holds): ignored. */
+  | { kind: 'duplicate' }
+  /** Earlier deltas were missed: the text is kept as is until `message:updated` brings the whole text. */
+  | { kind: 'ahead' }
+  /** The message is no longer streaming (stopped, complete, failed): late deltas are ignored. */
+  | { kind: 'final' }
+  /** The message is not in the view (its `message:created` was missed): fetch what follows `lastSeq`. */
+  | { kind: 'unknown' };
+
+/** Which page of `history:get` is being applied. */
+export type PageKind = 'latest' | 'older' | 'newer';
+
+const FINAL: ReadonlySet<Status> = new Set(['complete', 'stopped', 'failed']);
+
+/** True once a message can no longer change (its status is `complete`, `stopped` or `failed`). */
+export const isFinal = (m: MessageDto): boolean => FINAL.has(m.status);
+
+/** How many deltas a streaming message's text holds: the next delta to apply has this index. */
+export const deltaCount = (m: MessageDto): number => {
+  const n = m.metadata?.deltaIndex;
+  return typeof n === 'number' && Number.isInteger(n) && n >= 0 ? n : 0;
+};
+
+/**
+ * Whether `incoming` should replace `stored` (two versions of the same message).
+ * A final status beats streaming; between two final versions the later `updatedAt` wins; between two streaming
+ * versions the one holding more deltas wins (the local copy often holds more than the last persisted snapshot).
+ * Ties keep the stored version, so a duplicate is never reported as a change.
+ */
+export function supersedes(incoming: MessageDto, stored: MessageDto): boolean {
+  const inFinal = isFinal(incoming);
+  const storedFinal = isFinal(stored);
+  if (inFinal !== storedFinal) return inFinal;
+  const newer = Date.parse(incoming.updatedAt) - Date.parse(stored.updatedAt);
+  if (inFinal) return newer > 0;
+  const more = deltaCount(incoming) - deltaCount(stored);
+  return more > 0 || (more === 0 && newer > 0);
+}
+
+export class ConversationView {
+  readonly conversationId: string;
+  private readonly bySeq = new Map<number, MessageDto>();
+  private readonly seqById = new Map<string, number>();
+  /** Undefined until a page (or a seed message) fixes where the window starts. */
+  private start: number | undefined;
+  private contiguousTo = 0;
+  private maxSeq = 0;
+  private sorted: MessageDto[] | undefined;
+  /** Whether messages older than `firstSeq` exist on the server. */
+  hasOlder = false;
+
+  constructor(conversationId: string) {
+    this.conversationId = conversationId;
+  }
+
+  /** True once the window is fixed (the first page arrived or a seed message was applied). */
+  get loaded(): boolean {
+    return this.start !== undefined;
+  }
+
+  /** The oldest seq of the window, or undefined while loading. */
+  get firstSeq(): number | undefined {
+    return this.start;
+  }
+
+  /** Every seq in `firstSeq..lastSeq` is known; undefined while loading. */
+  get lastSeq(): number | undefined {
+    return this.start === undefined ? undefined : this.contiguousTo;
+  }
+
+  /** The messages, ascending by seq, one per seq. */
+  messages(): MessageDto[] {
+    this.sorted ??= [...this.bySeq.values()].sort((a, b) => a.seq - b.seq);
+    return this.sorted;
+  }
+
+  get(messageId: string): MessageDto | undefined {
+    const seq = this.seqById.get(messageId);
+    return seq === undefined ? undefined : this.bySeq.get(seq);
+  }
+
+  /**
+   * The `after` to fetch when messages are missing above `lastSeq` (a stored message beyond `lastSeq + 1`),
+   * else null. Also null while loading: the first page decides where the window starts.
+   */
+  gap(): number | null {
+    if (this.start === undefined) return null;
+    return this.maxSeq > this.contiguousTo ? this.contiguousTo : null;
+  }
+
+  /**
+   * Starts the window at `message` when the view was not loaded from a page (a conversation followed from a send).
+   * Messages older than it are then known to exist only if its seq is above 1.
+   */
+  seed(message: MessageDto): MessageDto | null {
+    if (this.start === undefined) {
+      this.start = message.seq;
+      this.contiguousTo = message.seq - 1;
+      this.hasOlder = message.seq > 1;
+    }
+    return this.apply(message);
+  }
+
+  /**
+   * Applies a `history:get` page; returns the messages it added or replaced, ascending by seq.
+   * `latest` (neither before nor after) fixes the window when loading; `older` (before) extends it downwards;
+   * `newer` (after) fills what follows `lastSeq`.
+   */
+  applyPage(page: { messages: MessageDto[]; hasMore: boolean; conversation?: { lastSeq: number } }, kind: PageKind): MessageDto[] {
+    const first = page.messages.reduce((min, m) => Math.min(min, m.seq), Infinity);
+    if (kind === 'latest') {
+      const pageStart = Number.isFinite(first) ? first : (page.conversation?.lastSeq ?? 0) + 1;
+      if (this.start === undefined || pageStart < this.start) {
+        this.start = pageStart;
+        this.hasOlder = page.hasMore;
+      }
+    } else if (kind === 'older' && this.start !== undefined) {
+      if (first < this.start) this.start = first;
+      this.hasOlder = page.hasMore;
+    }
+    const changed: MessageDto[] = [];
+    for (const m of page.messages) {
+      if (m.conversationId !== this.conversationId) continue;
+      const applied = this.apply(m);
+      if (applied) changed.push(applied);
+    }
+    if (kind !== 'newer') this.recomputeContiguous();
+    return changed.sort((a, b) => a.seq - b.seq);
+  }
+
+  /**
+   * Applies a `message:created` or `message:updated` (or an ack's message): stores it if new, replaces the stored
+   * version if it supersedes it. Returns the stored message when something changed, null for a duplicate.
+   */
+  apply(message: MessageDto): MessageDto | null {
+    if (message.conversationId !== this.conversationId) return null;
+    const stored = this.bySeq.get(message.seq) ?? this.get(message.id);
+    if (stored) {
+      if (stored.id !== message.id || !supersedes(message, stored)) return null;
+      this.bySeq.set(stored.seq, message);
+      this.sorted = undefined;
+      return message;
+    }
+    this.bySeq.set(message.seq, message);
+    this.seqById.set(message.id, message.seq);
+    this.maxSeq = Math.max(this.maxSeq, message.seq);
+    this.sorted = undefined;
+    this.advance();
+    return message;
+  }
+
+  /**
+   * Applies a `message:delta`: only a streaming message takes it, and only when `index` equals the number of deltas
+   * its text already holds (`metadata.deltaIndex`, kept up to date here on the local copy).
+   */
+  applyDelta(delta: MessageDelta): DeltaOutcome {
+    if (delta.conversationId !== this.conversationId) return { kind: 'unknown' };
+    const stored = this.get(delta.messageId);
+    if (!stored) return { kind: 'unknown' };
+    if (isFinal(stored)) return { kind: 'final' };
+    const held = deltaCount(stored);
+    if (delta.index < held) return { kind: 'duplicate' };
+    if (delta.index > held) return { kind: 'ahead' };
+    const message: MessageDto = {
+      ...stored,
+      content: stored.content + delta.text,
+      metadata: { ...stored.metadata, deltaIndex: held + 1 },
+    };
+    this.bySeq.set(stored.seq, message);
+    this.sorted = undefined;
+    return { kind: 'applied', message };
+  }
+
+  private advance(): void {
+    if (this.start === undefined) return;
+    while (this.bySeq.has(this.contiguousTo + 1)) this.contiguousTo++;
+  }
+
+  private recomputeContiguous(): void {
+    if (this.start === undefined) return;
+    this.contiguousTo = this.start - 1;
+    this.advance();
+  }
+}
