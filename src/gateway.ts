@@ -2,7 +2,7 @@ import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { GatewayConfig } from './config.ts';
-import { createAssistant, type Assistant, type AssistantTiming } from './assistant/assistant.ts';
+import { createAssistant, DEFAULT_TIMING, type Assistant, type AssistantTiming } from './assistant/assistant.ts';
 import { chatRoutes } from './assistant/chat.routes.ts';
 import { createEchoProvider } from './assistant/echo.ts';
 import { createOpenAiProvider } from './assistant/openai.ts';
@@ -72,7 +72,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     publish,
     metrics,
     log,
-    timing: { staleMs: config.assistant.staleMs, ...options.assistantTiming },
+    timing: replyTiming(config.assistant.staleMs, options.assistantTiming),
   });
   const services: Services = {
     conversations: createConversationService(deps),
@@ -81,7 +81,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     publish,
     async announceUserMessage(userId, outcome) {
       publish(outcome.broadcasts);
-      if (outcome.data.duplicate) return undefined;
+      // On a retry replyTo finds the reply already started (one per user message) and waits for it or returns it.
       return assistant.replyTo(userId, outcome.data.message).catch((err) => {
         log.error({ err, messageId: outcome.data.message.id }, 'assistant reply could not start');
         return undefined;
@@ -164,6 +164,13 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
       return closed;
     },
   };
+}
+
+/** A live reply must save (its heartbeat) well within the staleness bound, or the sweeper would take it for dead. */
+function replyTiming(staleMs: number, overrides?: Partial<AssistantTiming>): Partial<AssistantTiming> {
+  const heartbeatMs = Math.min(DEFAULT_TIMING.heartbeatMs, Math.floor(staleMs / 3));
+  const persistMs = Math.min(DEFAULT_TIMING.persistMs, heartbeatMs);
+  return { staleMs, heartbeatMs, persistMs, ...overrides };
 }
 
 function providerFor(config: GatewayConfig): AssistantProvider | undefined {

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { identityOf } from '../http/auth.ts';
 import type { Services } from '../services.ts';
 import { ErrorCode, GatewayError } from '../shared/errors.ts';
-import { clientMessageId, contentSchema, conversationId, parse, seq, title } from '../shared/validation.ts';
+import { clientMessageId, contentSchema, conversationId, parse, renameTitle, seq, title } from '../shared/validation.ts';
 
 const ListQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),
@@ -15,7 +15,7 @@ const HistoryQuery = z.object({
   limit: z.coerce.number().int().min(1).max(200).default(50),
 });
 const CreateBody = z.object({ title }).default({ title: null });
-const RenameBody = z.object({ title: z.string().trim().max(200).nullable().transform((t) => (t ? t : null)) });
+const RenameBody = z.object({ title: renameTitle });
 
 export function conversationRoutes(services: Services, maxMessageChars: number): Router {
   const router = Router();

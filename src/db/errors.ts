@@ -9,7 +9,8 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   if (err instanceof ConnectionException || err instanceof LockWaitTimeoutException) return true;
   const e = err as { code?: string; message?: string; cause?: unknown } | undefined;
   if (!e) return false;
-  if (typeof e.code === 'string' && /^(08|57P0[1-3])/.test(e.code)) return true; // SQLSTATE connection / shutdown classes
+  // SQLSTATE connection / shutdown classes; 08P01 (protocol violation) is bad input, not an outage.
+  if (typeof e.code === 'string' && e.code !== '08P01' && /^(08|57P0[1-3])/.test(e.code)) return true;
   if (typeof e.message === 'string' && UNREACHABLE.test(e.message)) return true;
   return e.cause !== undefined && e.cause !== err && isDatabaseUnavailable(e.cause);
 }

@@ -1,5 +1,6 @@
 import { DeadlockException, LockWaitTimeoutException, UniqueConstraintViolationException } from '@mikro-orm/core';
 import { ConversationSchema, type Conversation } from '../conversations/conversation.entity.ts';
+import { isDatabaseUnavailable } from '../db/errors.ts';
 import type { Em, Orm } from '../db/orm.ts';
 import { MessageSchema, type Message, type MessageRole, type MessageStatus } from './message.entity.ts';
 
@@ -77,10 +78,14 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
       } catch (err) {
         const retryable =
           err instanceof UniqueConstraintViolationException || err instanceof DeadlockException || err instanceof LockWaitTimeoutException;
-        if (!retryable || attempt >= MAX_ATTEMPTS) {
-          for (const p of batch) p.reject(err);
-          return;
+        if (retryable && attempt < MAX_ATTEMPTS) continue;
+        if (batch.length > 1 && !isDatabaseUnavailable(err)) {
+          // One append's failure must not fail the others: commit each on its own, so only the culprit fails.
+          await Promise.all(batch.map((p) => commit([p])));
+        } else {
+          batch[0]!.reject(err);
         }
+        return;
       }
     }
   }

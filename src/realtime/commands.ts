@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { clientMessageId, contentSchema, conversationId, messageId, title } from '../shared/validation.ts';
+import { clientMessageId, contentSchema, conversationId, messageId, renameTitle, title } from '../shared/validation.ts';
 
 const seqNumber = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
@@ -12,7 +12,7 @@ export function commandSchemas(maxMessageChars: number) {
       .default({ limit: 20 }),
     'conversation:rename': z.object({
       conversationId,
-      title: z.string().trim().max(200).nullable().transform((t) => (t ? t : null)),
+      title: renameTitle,
     }),
     'conversation:delete': z.object({ conversationId }),
     'message:send': z.object({

@@ -82,7 +82,13 @@ export function registerHandlers(socket: ChatSocket, deps: HandlerDeps): void {
   on('history:get', async (p) => ({ data: await services.messages.history(userId, p.conversationId, p) }));
 
   on('auth:refresh', async (p) => {
-    const identity = deps.verifyToken(p.token);
+    let identity;
+    try {
+      identity = deps.verifyToken(p.token);
+    } catch (err) {
+      // TOKEN_EXPIRED is a handshake and REST code; a refused refresh answers UNAUTHORIZED.
+      throw err instanceof GatewayError ? new GatewayError(ErrorCode.UNAUTHORIZED, err.message) : err;
+    }
     if (identity.userId !== userId) {
       throw new GatewayError(ErrorCode.UNAUTHORIZED, 'the new token is for another user');
     }

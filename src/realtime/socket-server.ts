@@ -126,7 +126,8 @@ export function createRealtime(httpServer: HttpServer, o: RealtimeOptions) {
     /** Refuses new sockets and closes the open ones (they reconnect to another node and catch up by seq). */
     async close() {
       io.engine.close();
-      nsp.disconnectSockets(true);
+      // Only this node's sockets: through the Redis adapter, nsp.disconnectSockets would close every node's.
+      nsp.local.disconnectSockets(true);
       await new Promise<void>((resolve) => io.close(() => resolve()));
     },
   };

@@ -51,6 +51,15 @@ export function supersedes(incoming: MessageDto, stored: MessageDto): boolean {
   return more > 0 || (more === 0 && newer > 0);
 }
 
+/**
+ * One conversation's window of messages, as the client knows it.
+ *
+ * @example
+ * const view = new ConversationView(conversationId);
+ * view.applyPage(await chat.history({ conversationId }), 'latest');
+ * view.apply(incoming.message);
+ * const after = view.gap(); // fetch history:get { after } when not null
+ */
 export class ConversationView {
   readonly conversationId: string;
   private readonly bySeq = new Map<number, MessageDto>();
@@ -155,6 +164,8 @@ export class ConversationView {
       this.sorted = undefined;
       return message;
     }
+    // Older than the window (a view followed from a send): loadOlder brings those, in pages without holes.
+    if (this.start !== undefined && message.seq < this.start) return null;
     this.bySeq.set(message.seq, message);
     this.seqById.set(message.id, message.seq);
     this.maxSeq = Math.max(this.maxSeq, message.seq);

@@ -1,5 +1,5 @@
-/** Listener maps: event name → listener signature. */
-export type Listeners = { [event: string]: (...args: never[]) => void };
+/** Listener maps: event name → listener signature (an interface qualifies; no index signature needed). */
+export type Listeners<E> = { [K in keyof E]: (...args: never[]) => void };
 
 /**
  * A small typed event emitter (no Node `events`, so it bundles for browsers). A listener that throws does not stop
@@ -11,7 +11,7 @@ export type Listeners = { [event: string]: (...args: never[]) => void };
  * e.emit('ping', 1);
  * off();
  */
-export class Emitter<E extends Listeners> {
+export class Emitter<E extends Listeners<E>> {
   private readonly listeners = new Map<keyof E, Set<E[keyof E]>>();
   private readonly onListenerError: (err: unknown, event: keyof E) => void;
 

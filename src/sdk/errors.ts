@@ -4,6 +4,9 @@ import type { ErrorCode, WireError } from '../shared/errors.ts';
  * The codes a {@link ChatError} carries: the gateway's own (`VALIDATION`, `NOT_FOUND`, `RATE_LIMITED`, …) plus
  * `DISCONNECTED`, the SDK's own, for a command whose socket went away before its acknowledgement (like `TIMEOUT`,
  * the outcome is unknown) or whose client was closed.
+ *
+ * @example
+ * const retryable = (code: ChatErrorCode) => code === 'UNAVAILABLE' || code === 'TIMEOUT' || code === 'DISCONNECTED';
  */
 export type ChatErrorCode = ErrorCode | 'DISCONNECTED';
 

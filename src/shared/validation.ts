@@ -14,15 +14,23 @@ export function parse<S extends z.ZodType>(schema: S, input: unknown): z.infer<S
 
 export const conversationId = z.uuid({ message: 'must be a conversation id (uuid)' });
 export const messageId = z.uuid({ message: 'must be a message id (uuid)' });
-export const title = z.string().trim().max(200).nullable().optional().transform((t) => (t ? t : null));
-export const clientMessageId = z.string().min(1).max(100);
+/** Text PostgreSQL can store: it refuses the NUL character outright. */
+const text = () => z.string().refine((s) => !s.includes('\u0000'), 'must not contain the NUL character');
+
+/** A conversation title: up to 200 characters; empty or white space means no title. */
+export const renameTitle = text()
+  .pipe(z.string().trim().max(200))
+  .nullable()
+  .transform((t) => (t ? t : null));
+/** Optional on create. */
+export const title = renameTitle.optional().transform((t) => t ?? null);
+export const clientMessageId = text().pipe(z.string().min(1).max(100));
 /** Sequence numbers: non-negative integers; query strings arrive as text. */
 export const seq = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
 /** Message content: 1..maxChars characters (code points, as users count them) and not only white space. */
 export function contentSchema(maxChars: number) {
-  return z
-    .string()
+  return text()
     .refine((s) => withinChars(s, maxChars), `must be at most ${maxChars} characters`)
     .refine((s) => s.trim().length > 0, 'must not be empty or only white space');
 }

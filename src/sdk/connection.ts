@@ -1,0 +1,232 @@
+/**
+ * The socket's life: handshake tokens, status, reconnect policy, token renewal, and commands with their
+ * acknowledgements. Knows nothing of conversations (see sync.ts).
+ */
+import { io } from 'socket.io-client';
+import type { Ack, CommandName, CommandPayloads, CommandResults, ConnectErrorData } from '../shared/events.ts';
+import type { Emitter } from './emitter.ts';
+import { ChatError, fromSocketError } from './errors.ts';
+import { jwtExp } from './token.ts';
+import type { ChatClientEvents, ChatClientOptions, ChatSocket, ConnectionStatus } from './types.ts';
+
+const MAX_RECONNECT_DELAY_MS = 30_000;
+/** A connection that lasted this long resets the backoff of the client's own reconnects. */
+const STABLE_CONNECTION_MS = 10_000;
+const REFRESH_RETRY_MS = 5000;
+
+export class Connection {
+  readonly socket: ChatSocket;
+  private readonly events: Emitter<ChatClientEvents>;
+  private readonly onConnected: (reconnected: boolean) => void;
+  private readonly getToken?: () => string | Promise<string>;
+  private readonly ackTimeoutMs: number;
+  private readonly attempts: number;
+  private readonly refreshBeforeMs: number;
+
+  private token?: string;
+  private handshakeToken?: string;
+  private tokenExp?: number;
+  private tokenFetchFailed = false;
+  private expiredByServer = false;
+  private everConnected = false;
+  private connectedAt = 0;
+  private reconnectAttempts = 0;
+  private currentStatus: ConnectionStatus = 'connecting';
+  private refreshTimer?: ReturnType<typeof setTimeout>;
+  private reconnectTimer?: ReturnType<typeof setTimeout>;
+  private closedFlag = false;
+  private rejectClosed!: (err: ChatError) => void;
+  private readonly whenClosed = new Promise<never>((_, reject) => (this.rejectClosed = reject));
+
+  constructor(options: ChatClientOptions, events: Emitter<ChatClientEvents>, onConnected: (reconnected: boolean) => void) {
+    if (!options.token && !options.getToken) throw new TypeError('createChatClient needs `token` or `getToken`');
+    this.events = events;
+    this.onConnected = onConnected;
+    this.token = options.token;
+    this.getToken = options.getToken;
+    this.ackTimeoutMs = options.ackTimeoutMs ?? 10_000;
+    this.attempts = Math.max(1, options.sendAttempts ?? 3);
+    this.refreshBeforeMs = options.refreshBeforeMs ?? 30_000;
+    this.whenClosed.catch(() => {});
+
+    this.socket = io(options.url.replace(/\/+$/, '') + '/chat', {
+      transports: options.transports ?? ['websocket'],
+      // One connection per client, as one per browser tab: two clients never share a Manager.
+      forceNew: true,
+      ...options.socketOptions,
+      autoConnect: false,
+      // A callback, not an object: every (re)connect's handshake gets a fresh token.
+      auth: (cb) => void this.handshakeAuth().then(cb),
+    });
+    this.socket.on('connect', () => this.handleConnect());
+    this.socket.on('disconnect', () => this.handleDisconnect());
+    this.socket.on('connect_error', (err) => this.handleConnectError(err as Error & { data?: Partial<ConnectErrorData> }));
+  }
+
+  get status(): ConnectionStatus {
+    return this.currentStatus;
+  }
+
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
+  connect(): void {
+    if (this.closedFlag) throw new ChatError('DISCONNECTED', 'the client is closed');
+    if (this.socket.active) return;
+    this.setStatus(this.everConnected ? 'reconnecting' : 'connecting');
+    this.socket.connect();
+  }
+
+  close(): void {
+    if (this.closedFlag) return;
+    this.closedFlag = true;
+    clearTimeout(this.refreshTimer);
+    clearTimeout(this.reconnectTimer);
+    this.rejectClosed(new ChatError('DISCONNECTED', 'the client was closed'));
+    this.socket.disconnect();
+    this.setStatus('disconnected');
+  }
+
+  /** One command, one acknowledgement: its data, or a ChatError (the server's, `TIMEOUT` or `DISCONNECTED`). */
+  async command<K extends CommandName>(event: K, payload: CommandPayloads[K]): Promise<CommandResults[K]> {
+    if (this.closedFlag) throw new ChatError('DISCONNECTED', `${event}: the client is closed`);
+    const timed = this.socket.timeout(this.ackTimeoutMs);
+    // socket.io-client's types cannot follow a generic event name through its mapped types.
+    const emit = timed.emitWithAck as unknown as (
+      this: typeof timed,
+      event: K,
+      payload: CommandPayloads[K],
+    ) => Promise<Ack<CommandResults[K]>>;
+    let ack: Ack<CommandResults[K]>;
+    try {
+      ack = await Promise.race([emit.call(timed, event, payload), this.whenClosed]);
+    } catch (err) {
+      throw fromSocketError(err, event, this.ackTimeoutMs);
+    }
+    if (!ack || typeof ack !== 'object') throw new ChatError('INTERNAL', `${event}: malformed acknowledgement`);
+    if (!ack.ok) throw ChatError.fromWire(ack.error);
+    return ack.data;
+  }
+
+  /** A command retried while its outcome is unknown; only for idempotent ones (reads, sends with a clientMessageId). */
+  async retrying<K extends CommandName>(event: K, payload: CommandPayloads[K]): Promise<CommandResults[K]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.command(event, payload);
+      } catch (err) {
+        // Re-emitting while disconnected is safe: socket.io-client buffers the packet until the next connect.
+        if (!(err instanceof ChatError) || !err.outcomeUnknown || attempt >= this.attempts || this.closedFlag) throw err;
+      }
+    }
+  }
+
+  /** `auth:refresh` with `token`, also kept for later handshakes; reconnects first if the server let the socket go. */
+  async refreshToken(token: string): Promise<CommandResults['auth:refresh']> {
+    this.token = token;
+    if (!this.closedFlag && !this.socket.active) this.connect();
+    const data = await this.command('auth:refresh', { token });
+    this.scheduleRefresh(data.exp);
+    return data;
+  }
+
+  /** The server's `auth:expired`: it disconnects the socket next. */
+  expired(exp: number): void {
+    this.expiredByServer = true;
+    this.events.emit('authExpired', { exp });
+  }
+
+  private async handshakeAuth(): Promise<{ token?: string }> {
+    try {
+      const token = this.getToken ? await this.getToken() : this.token;
+      this.tokenFetchFailed = false;
+      this.token = token;
+      this.handshakeToken = token;
+      return token ? { token } : {};
+    } catch (err) {
+      // The handshake goes on without a token (and is refused); handleConnectError retries with backoff.
+      this.tokenFetchFailed = true;
+      this.report(new ChatError('UNAUTHORIZED', 'getToken failed', { cause: err }));
+      return {};
+    }
+  }
+
+  private handleConnect(): void {
+    const reconnected = this.everConnected;
+    this.everConnected = true;
+    this.connectedAt = Date.now();
+    this.expiredByServer = false;
+    this.setStatus('connected');
+    if (this.handshakeToken) this.scheduleRefresh(jwtExp(this.handshakeToken));
+    this.onConnected(reconnected);
+  }
+
+  private handleDisconnect(): void {
+    clearTimeout(this.refreshTimer);
+    if (this.closedFlag) return;
+    if (Date.now() - this.connectedAt > STABLE_CONNECTION_MS) this.reconnectAttempts = 0;
+    // Still active: the connection dropped, and socket.io-client's manager reconnects with its own backoff.
+    if (this.socket.active) return this.setStatus('reconnecting');
+    // 'io server disconnect': the server let this socket go on purpose (its user was erased, its token expired).
+    // Like socket.io-client, do not come back by ourselves — except after `auth:expired` when getToken can renew.
+    if (this.expiredByServer && this.getToken) return this.scheduleReconnect();
+    this.setStatus('disconnected');
+  }
+
+  private handleConnectError(err: Error & { data?: Partial<ConnectErrorData> }): void {
+    if (this.closedFlag) return;
+    // Still active: a transport failure (server down, Origin refused), which the manager retries by itself.
+    if (this.socket.active) return this.setStatus(this.everConnected ? 'reconnecting' : 'connecting');
+    const code = err.data?.code;
+    if (code === 'TOKEN_EXPIRED') this.events.emit('authExpired', {});
+    this.report(new ChatError(code ?? 'UNAUTHORIZED', err.message || 'connection refused', { cause: err }));
+    // Worth another handshake: a fresh token may get in, another tab may have closed. A bad token would not.
+    const retry = (code === 'TOKEN_EXPIRED' && this.getToken !== undefined) || this.tokenFetchFailed || code === 'TOO_MANY_CONNECTIONS';
+    if (retry) this.scheduleReconnect();
+    else this.setStatus('disconnected');
+  }
+
+  private scheduleReconnect(): void {
+    clearTimeout(this.reconnectTimer);
+    this.setStatus('reconnecting');
+    const base = Math.min(MAX_RECONNECT_DELAY_MS, 1000 * 2 ** this.reconnectAttempts++);
+    const delay = base / 2 + Math.random() * (base / 2);
+    this.reconnectTimer = setTimeout(() => {
+      if (!this.closedFlag && !this.socket.active) this.socket.connect();
+    }, delay);
+  }
+
+  /** Renews the token on the open socket before `exp`: `refreshBeforeMs` ahead, or halfway if less time remains. */
+  private scheduleRefresh(exp: number | undefined): void {
+    clearTimeout(this.refreshTimer);
+    this.tokenExp = exp;
+    if (!this.getToken || exp === undefined || this.closedFlag) return;
+    const remaining = exp * 1000 - Date.now();
+    if (remaining <= 0) return;
+    const delay = Math.max(remaining - Math.min(this.refreshBeforeMs, remaining / 2), 1000);
+    this.refreshTimer = setTimeout(() => void this.refreshNow(), delay);
+  }
+
+  private async refreshNow(): Promise<void> {
+    if (!this.getToken || !this.socket.connected) return;
+    try {
+      await this.refreshToken(await this.getToken());
+    } catch (err) {
+      this.report(err);
+      const exp = this.tokenExp;
+      if (exp !== undefined && Date.now() + REFRESH_RETRY_MS < exp * 1000) {
+        this.refreshTimer = setTimeout(() => void this.refreshNow(), REFRESH_RETRY_MS);
+      }
+    }
+  }
+
+  private report(err: unknown): void {
+    if (this.events.has('error')) this.events.emit('error', err instanceof Error ? err : new Error(String(err)));
+  }
+
+  private setStatus(status: ConnectionStatus): void {
+    if (status === this.currentStatus) return;
+    this.currentStatus = status;
+    this.events.emit('status', status);
+  }
+}

@@ -1,0 +1,24 @@
+/**
+ * The chat gateway's client SDK: works in browsers and in Node (socket.io-client only, no Node built-ins).
+ *
+ * @example
+ * import { createChatClient, ChatError } from './sdk/index.ts';
+ * const chat = createChatClient({ url: 'http://localhost:3000', token });
+ * chat.on('message', (m) => console.log(m.seq, m.role, m.content));
+ * const { conversation } = await chat.send({ content: 'Hello' });
+ */
+export { ChatClient, createChatClient } from './client.ts';
+export type { ChatClientEvents, ChatClientOptions, ChatSocket, ConnectionStatus, IncomingNotification } from './types.ts';
+export { ChatError } from './errors.ts';
+export type { ChatErrorCode } from './errors.ts';
+export type {
+  Ack,
+  CommandPayloads,
+  CommandResults,
+  ConversationDto,
+  MessageDelta,
+  MessageDto,
+  Role,
+  Status,
+} from '../shared/events.ts';
+export type { ErrorCode, WireError } from '../shared/errors.ts';

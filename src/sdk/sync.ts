@@ -1,0 +1,225 @@
+/**
+ * Keeps the local views consistent with the server: applies notifications and acks, follows conversations, and
+ * repairs what was lost (seq gaps, deltas of unknown messages, everything missed while disconnected) with
+ * `history:get { after }`. The rules themselves live in conversation-view.ts and conversation-list.ts.
+ */
+import type { CommandName, CommandPayloads, CommandResults, ConversationDto, MessageDelta, MessageDto } from '../shared/events.ts';
+import { ConversationList } from './conversation-list.ts';
+import { ConversationView } from './conversation-view.ts';
+import type { Emitter } from './emitter.ts';
+import { ChatError } from './errors.ts';
+import type { ChatClientEvents, IncomingNotification } from './types.ts';
+
+/** `history:get` page size for gap fills and catch-up (the contract's maximum). */
+const FILL_LIMIT = 200;
+
+/** How sync reaches the server: a command, and the same retried while its outcome is unknown. */
+export interface Commands {
+  command<K extends CommandName>(event: K, payload: CommandPayloads[K]): Promise<CommandResults[K]>;
+  retrying<K extends CommandName>(event: K, payload: CommandPayloads[K]): Promise<CommandResults[K]>;
+}
+
+export class Sync {
+  readonly list = new ConversationList();
+  private readonly views = new Map<string, ConversationView>();
+  /** Conversations whose latest page was loaded by `open`. */
+  private readonly opened = new Set<string>();
+  private readonly opening = new Map<string, Promise<readonly MessageDto[]>>();
+  private readonly fills = new Map<string, Promise<void>>();
+  private readonly refill = new Set<string>();
+  /** Messages whose deltas arrived before them: fetched once each, not once per delta. */
+  private readonly missed = new Set<string>();
+  /** clientMessageIds of sends awaiting their ack: their conversation is followed from their `message:created`. */
+  private readonly pendingSends = new Set<string>();
+  private readonly background = new Set<Promise<void>>();
+  private readonly server: Commands;
+  private readonly events: Emitter<ChatClientEvents>;
+
+  constructor(server: Commands, events: Emitter<ChatClientEvents>) {
+    this.server = server;
+    this.events = events;
+  }
+
+  view(conversationId: string): ConversationView | undefined {
+    return this.views.get(conversationId);
+  }
+
+  /** Applies a server notification (`auth:expired` is the connection's, not ours). */
+  apply([event, payload]: IncomingNotification): void {
+    switch (event) {
+      case 'conversation:created':
+      case 'conversation:updated':
+        return this.conversation(payload.conversation);
+      case 'conversation:deleted':
+        return this.deleted(payload.conversationId);
+      case 'message:created':
+      case 'message:updated':
+        return this.message(payload.message, false);
+      case 'message:delta':
+        return this.delta(payload);
+    }
+  }
+
+  /** A send is in flight: follow its conversation from its `message:created`, should that come before the ack. */
+  sending(clientMessageId: string, inFlight: boolean): void {
+    if (inFlight) this.pendingSends.add(clientMessageId);
+    else this.pendingSends.delete(clientMessageId);
+  }
+
+  /** Applies a message from a notification or an ack; `follow` starts following its conversation if needed. */
+  message(message: MessageDto, follow: boolean): void {
+    const bumped = this.list.bump(message);
+    if (bumped) this.events.emit('conversation', bumped);
+    let view = this.views.get(message.conversationId);
+    const ours = message.clientMessageId !== null && this.pendingSends.has(message.clientMessageId);
+    if (!view) {
+      if (!follow && !ours) return;
+      view = new ConversationView(message.conversationId);
+      this.views.set(message.conversationId, view);
+    }
+    const changed = view.loaded || this.opening.has(view.conversationId) ? view.apply(message) : view.seed(message);
+    if (changed) this.events.emit('message', changed);
+    this.repairIfGap(view);
+  }
+
+  conversation(conversation: ConversationDto): void {
+    const changed = this.list.upsert(conversation);
+    if (changed) this.events.emit('conversation', changed);
+  }
+
+  deleted(conversationId: string): void {
+    const first = this.list.remove(conversationId);
+    const followed = this.views.has(conversationId);
+    this.forget(conversationId);
+    if (first || followed) this.events.emit('conversationDeleted', conversationId);
+  }
+
+  forget(conversationId: string): void {
+    this.views.delete(conversationId);
+    this.opened.delete(conversationId);
+  }
+
+  open(conversationId: string): Promise<readonly MessageDto[]> {
+    const inFlight = this.opening.get(conversationId);
+    if (inFlight) return inFlight;
+    const existing = this.views.get(conversationId);
+    if (existing && this.opened.has(conversationId)) return Promise.resolve(existing.messages());
+    // The view exists before the request, so notifications arriving meanwhile are kept, not dropped.
+    const view = existing ?? new ConversationView(conversationId);
+    this.views.set(conversationId, view);
+    const loading = (async () => {
+      try {
+        const page = await this.server.retrying('history:get', { conversationId });
+        this.conversation(page.conversation);
+        view.applyPage(page, 'latest');
+        if (this.views.get(conversationId) === view) {
+          this.opened.add(conversationId);
+          this.repairIfGap(view);
+        }
+        return view.messages();
+      } catch (err) {
+        if (!existing && this.views.get(conversationId) === view) this.views.delete(conversationId);
+        // Known here and now missing: deleted while we were not looking (an unknown id is just an error).
+        const known = existing !== undefined || this.list.get(conversationId) !== undefined;
+        if (known && err instanceof ChatError && err.code === 'NOT_FOUND') this.deleted(conversationId);
+        throw err;
+      } finally {
+        this.opening.delete(conversationId);
+      }
+    })();
+    this.opening.set(conversationId, loading);
+    return loading;
+  }
+
+  async loadOlder(conversationId: string, limit?: number): Promise<readonly MessageDto[]> {
+    await this.opening.get(conversationId);
+    const view = this.views.get(conversationId);
+    if (!view || !this.opened.has(conversationId)) return this.open(conversationId);
+    if (!view.hasOlder || view.firstSeq === undefined) return [];
+    const page = await this.server.command('history:get', { conversationId, before: view.firstSeq, limit });
+    return view.applyPage(page, 'older');
+  }
+
+  /** After a reconnect: what every followed conversation missed, and the refreshed conversation list. */
+  catchUp(): void {
+    for (const view of this.views.values()) if (view.loaded) this.track(this.fill(view.conversationId));
+    this.track(this.refreshList());
+  }
+
+  async synced(): Promise<void> {
+    while (this.background.size > 0) await Promise.allSettled([...this.background]);
+  }
+
+  private delta(delta: MessageDelta): void {
+    const view = this.views.get(delta.conversationId);
+    if (!view) return;
+    const outcome = view.applyDelta(delta);
+    if (outcome.kind === 'applied') return this.events.emit('delta', delta, outcome.message);
+    // 'ahead': earlier deltas were lost; the text stays as is until message:updated brings all of it.
+    if (outcome.kind === 'unknown' && view.loaded && !this.missed.has(delta.messageId)) {
+      this.missed.add(delta.messageId);
+      this.track(this.fill(view.conversationId));
+    }
+  }
+
+  private repairIfGap(view: ConversationView): void {
+    if (view.gap() !== null) this.track(this.fill(view.conversationId));
+  }
+
+  private async refreshList(): Promise<void> {
+    const before = this.list.snapshot();
+    const page = await this.server.command('conversation:list', {});
+    const { changed, removed } = this.list.reconcile(before, page);
+    for (const c of changed) this.events.emit('conversation', c);
+    for (const id of removed) {
+      this.forget(id);
+      this.events.emit('conversationDeleted', id);
+    }
+  }
+
+  /**
+   * Fetches `history:get { after: lastSeq }` while pages say there is more; one fill per conversation at a time
+   * (a request meanwhile makes it go round once more). Never rejects: failures go to 'error' listeners.
+   */
+  private fill(conversationId: string): Promise<void> {
+    const running = this.fills.get(conversationId);
+    if (running) {
+      this.refill.add(conversationId);
+      return running;
+    }
+    const filling = this.runFill(conversationId)
+      .catch((err: unknown) => {
+        if (err instanceof ChatError && err.code === 'NOT_FOUND') this.deleted(conversationId);
+        else this.report(err);
+      })
+      .finally(() => this.fills.delete(conversationId));
+    this.fills.set(conversationId, filling);
+    return filling;
+  }
+
+  private async runFill(conversationId: string): Promise<void> {
+    const view = this.views.get(conversationId);
+    while (view?.lastSeq !== undefined && this.views.get(conversationId) === view) {
+      this.refill.delete(conversationId);
+      const after = view.lastSeq;
+      const page = await this.server.command('history:get', { conversationId, after, limit: FILL_LIMIT });
+      if (this.views.get(conversationId) !== view) return;
+      this.conversation(page.conversation);
+      for (const m of view.applyPage(page, 'newer')) this.events.emit('message', m);
+      const progressed = view.lastSeq > after;
+      // No progress while a gap remains would loop forever: stop; the next event or reconnect tries again.
+      if (progressed && (page.hasMore || view.gap() !== null)) continue;
+      if (!this.refill.has(conversationId)) return;
+    }
+  }
+
+  /** Background work: `synced()` waits for it; its failure goes to 'error' listeners. */
+  private track(task: Promise<void>): void {
+    const tracked = task.catch((err: unknown) => this.report(err)).finally(() => this.background.delete(tracked));
+    this.background.add(tracked);
+  }
+
+  private report(err: unknown): void {
+    if (this.events.has('error')) this.events.emit('error', err instanceof Error ? err : new Error(String(err)));
+  }
+}

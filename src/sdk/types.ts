@@ -1,0 +1,93 @@
+import type { ManagerOptions, Socket, SocketOptions } from 'socket.io-client';
+import type {
+  ClientToServerEvents,
+  ConversationDto,
+  MessageDelta,
+  MessageDto,
+  NotificationName,
+  NotificationPayloads,
+  ServerToClientEvents,
+} from '../shared/events.ts';
+
+/**
+ * The connection as a UI shows it.
+ *
+ * @example
+ * chat.on('status', (s: ConnectionStatus) => (banner.hidden = s === 'connected'));
+ */
+export type ConnectionStatus = 'connecting' | 'connected' | 'reconnecting' | 'disconnected';
+
+/**
+ * A server notification as `filterIncoming` sees it: the event name and its payload, narrowed together.
+ *
+ * @example
+ * const dropDeltaOne = (...[event, payload]: IncomingNotification) => !(event === 'message:delta' && payload.index === 1);
+ */
+export type IncomingNotification = {
+  [K in NotificationName]: [event: K, payload: NotificationPayloads[K]];
+}[NotificationName];
+
+/**
+ * The socket under the client, typed by the shared event contract.
+ *
+ * @example
+ * const socket: ChatSocket = chat.socket;
+ */
+export type ChatSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+/**
+ * Options of `createChatClient`. Give `token` or `getToken` (with both, `token` is unused once `getToken` runs).
+ *
+ * @example
+ * const options: ChatClientOptions = { url: 'https://chat.example.com', getToken: () => fetchToken() };
+ */
+export interface ChatClientOptions {
+  /** The gateway's base URL; the client connects to `url + '/chat'`. */
+  url: string;
+  /** A fixed JWT. Renew it with `refreshToken(token)` before it expires. */
+  token?: string;
+  /**
+   * Called for every (re)connect's handshake and, ~30 s before the current token expires, to renew it on the open
+   * socket with `auth:refresh` — so the server never has to expire the socket.
+   */
+  getToken?: () => string | Promise<string>;
+  /** How long a command waits for its acknowledgement before failing with `TIMEOUT` (default 10 000). */
+  ackTimeoutMs?: number;
+  /** How many times `send` (and `open`) try when no acknowledgement arrives (default 3). */
+  sendAttempts?: number;
+  /** How long before the token's `exp` to renew it when `getToken` is given (default 30 000). */
+  refreshBeforeMs?: number;
+  /** Engine.IO transports (default `['websocket']`: no long-polling, so no sticky sessions needed). */
+  transports?: ('websocket' | 'polling' | 'webtransport')[];
+  /** Passed to socket.io-client's `io()` (`auth` and `autoConnect` are the client's own). `forceNew` defaults to true. */
+  socketOptions?: Partial<ManagerOptions & SocketOptions>;
+  /** Connect at once (default true); else call `connect()`. */
+  autoConnect?: boolean;
+  /**
+   * For debugging and tests: return false to drop an incoming notification before the client sees it — e.g. to
+   * simulate a broadcast lost by the Redis adapter, which the client must then repair by itself.
+   */
+  filterIncoming?: (...notification: IncomingNotification) => boolean;
+}
+
+/**
+ * What the client tells the UI; subscribe with `chat.on(event, listener)`.
+ *
+ * @example
+ * chat.on('delta', (_delta, message) => renderMessage(message));
+ */
+export interface ChatClientEvents {
+  /** A message of a followed conversation is new or changed (created, updated, or filled in after a gap). */
+  message: (message: MessageDto) => void;
+  /** A streaming message grew by `delta.text`; `message` is its whole current state. */
+  delta: (delta: MessageDelta, message: MessageDto) => void;
+  /** A conversation is new or changed in the local list. */
+  conversation: (conversation: ConversationDto) => void;
+  /** A conversation was deleted (by this tab, another tab, or while this one was away). */
+  conversationDeleted: (conversationId: string) => void;
+  status: (status: ConnectionStatus) => void;
+  /** The server expired the socket's token (`exp` set) or refused an expired one at the handshake. */
+  authExpired: (info: { exp?: number }) => void;
+  /** A failure nobody awaited: a refused handshake, a failed gap fill, a failed token refresh, a listener that threw. */
+  error: (error: Error) => void;
+}
