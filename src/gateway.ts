@@ -137,7 +137,8 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     await realtime!.close();
     httpServer.closeAllConnections();
     await redis?.close();
-    await orm.close(true);
+    // Bounded: a pool still opening its first connection can keep close() waiting for good.
+    await Promise.race([orm.close(true), sleep(Math.max(1000, deadline - Date.now()))]);
     log.info('shut down');
   }
 

@@ -34,6 +34,7 @@ export function createAssistant(deps: AssistantDeps) {
   const running = new Map<string, Reply>();
   let remoteStop: ((messageId: string) => Promise<MessageDto | undefined>) | undefined;
   let sweeper: NodeJS.Timeout | undefined;
+  let sweeping: Promise<void> = Promise.resolve();
 
   /** Starts the reply to a just-stored user message; resolves with the reply once it has ended. */
   async function replyTo(userId: string, userMessage: MessageDto): Promise<MessageDto | undefined> {
@@ -110,13 +111,18 @@ export function createAssistant(deps: AssistantDeps) {
       remoteStop = fn;
     },
     startSweeper() {
-      void sweep();
-      sweeper = setInterval(sweep, Math.max(250, Math.floor(timing.staleMs / 3)));
+      const run = () => {
+        sweeping = sweep();
+      };
+      run();
+      sweeper = setInterval(run, Math.max(250, Math.floor(timing.staleMs / 3)));
       sweeper.unref();
     },
     /** Shutdown: let running replies finish within the bound, then end the rest as interrupted. */
     async drain(timeoutMs: number) {
       clearInterval(sweeper);
+      // A sweep still running holds a database connection; closing the pool under it would hang.
+      await sweeping;
       const all = () => Promise.allSettled([...running.values()].map((r) => r.done));
       await Promise.race([all(), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
       for (const reply of running.values()) reply.stop('shutdown');

@@ -33,12 +33,14 @@ export function createHttpApp(o: HttpAppOptions): Express {
   app.set('trust proxy', 'loopback');
   app.use(requestMetrics(o.metrics, o.inflight));
 
-  // A message is at most maxMessageChars code points of up to 4 bytes in UTF-8, plus JSON escaping and fields.
-  const bodyLimit = o.maxMessageChars * 6 + 16 * 1024;
+  // A message is at most maxMessageChars code points; an encoder that escapes all non-ASCII (Python's json)
+  // spends 12 bytes on one (a surrogate pair as \\uXXXX\\uXXXX). Plus the other fields.
+  const bodyLimit = o.maxMessageChars * 12 + 16 * 1024;
   app.use(express.json({ limit: bodyLimit }));
 
   app.use(opsRoutes({ checks: o.readiness, metrics: o.metrics, metricsToken: o.metricsToken, log: o.log, isClosing: o.isClosing }));
-  if (o.auth.demo) app.use('/api/demo', demoRoutes(o.auth));
+  // With a key configured the demo endpoint does not exist: 404, token or not.
+  app.use('/api/demo', o.auth.demo ? demoRoutes(o.auth) : notFoundRoute);
 
   const api = express.Router();
   api.use(requireAuth(o.verifyToken));

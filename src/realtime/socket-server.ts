@@ -35,9 +35,9 @@ export interface RealtimeOptions {
 /** The Socket.IO side of the gateway: namespace /chat, its handshake, its handlers and its fan-out. */
 export function createRealtime(httpServer: HttpServer, o: RealtimeOptions) {
   const io: ChatServer = new Server(httpServer, {
-    // The largest valid event is message:send at MAX_MESSAGE_CHARS code points; JSON escaping of control
-    // characters can take 6 bytes each. Anything bigger is not a valid event and closes the socket.
-    maxHttpBufferSize: o.maxMessageChars * 6 + 4096,
+    // The largest valid event is message:send at MAX_MESSAGE_CHARS code points; a JSON encoder that escapes
+    // all non-ASCII spends 12 bytes on one. Anything bigger is not a valid event and closes the socket.
+    maxHttpBufferSize: o.maxMessageChars * 12 + 4096,
     // Only response headers for browsers; the real Origin check is allowRequest below.
     cors: o.corsOrigins ? { origin: o.corsOrigins, credentials: true } : undefined,
     allowRequest: (req, callback) => {

@@ -1,0 +1,149 @@
+// assistant:stop from any tab on any node: the node running the reply ends it as `stopped`, keeps the text
+// streamed so far, and every tab learns it. Also: a tab opening mid-reply continues from the saved text.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { MessageDto } from '../../src/shared/events.ts';
+import { startCluster, type Cluster } from '../helpers/cluster.ts';
+import { closeAllTabs, connectTab, joinDeltas, type Tab } from '../helpers/sockets.ts';
+
+let cluster: Cluster;
+let A: string;
+let B: string;
+
+beforeAll(async () => {
+  // 100 ms a word: a 60-word reply streams for ~6 s, long enough to stop it midway.
+  cluster = await startCluster({ nodes: 2, env: { ASSISTANT: 'echo', ASSISTANT_DELAY_MS: '100' } });
+  [A, B] = cluster.nodes.map((n) => n.url) as [string, string];
+});
+afterEach(() => closeAllTabs());
+afterAll(async () => {
+  closeAllTabs();
+  await cluster?.close();
+});
+
+const LONG = Array.from({ length: 60 }, (_, i) => `word${i}`).join(' ');
+const FULL = `Echo: ${LONG}`;
+
+async function startLongReply(sender: Tab, clientMessageId: string) {
+  const { message } = await sender.ok('message:send', { content: LONG, clientMessageId });
+  const reply = await sender.replyStart(message.id);
+  return { message, reply };
+}
+
+describe('assistant:stop', () => {
+  it('from a tab on the other node than the one running the reply: stopped everywhere, partial text kept', async () => {
+    const user = cluster.user('stop');
+    const token = cluster.tokenFor(user);
+    const onA = await connectTab(A, token, { name: 'A' });
+    const onB = await connectTab(B, token, { name: 'B' });
+    const onB2 = await connectTab(B, token, { name: 'B2', transports: ['polling'] });
+    // Sent through A: the reply runs on node A.
+    const { reply } = await startLongReply(onA, 'stop-1');
+    // Let a few deltas through, seen on node B.
+    await onB.waitForCount('message:delta', 3, (d: { messageId: string }) => d.messageId === reply.id);
+    expect(cluster.nodes[0]!.gateway.assistant.runningCount).toBe(1);
+    expect(cluster.nodes[1]!.gateway.assistant.runningCount).toBe(0);
+
+    const ack = await onB.request('assistant:stop', { conversationId: reply.conversationId, messageId: reply.id });
+    if (!ack.ok) throw new Error(JSON.stringify(ack.error));
+    const stopped = ack.data.message;
+    expect(stopped).toMatchObject({ id: reply.id, status: 'stopped', role: 'assistant', seq: reply.seq });
+    expect(stopped.content.length).toBeGreaterThan(0);
+    expect(stopped.content.length).toBeLessThan(FULL.length);
+    expect(FULL.startsWith(stopped.content)).toBe(true);
+    expect(stopped.metadata).toMatchObject({ replyToId: reply.metadata!.replyToId, model: 'echo', deltaIndex: expect.any(Number) });
+    expect(typeof stopped.metadata!.processingTimeMs).toBe('number');
+    expect(stopped.metadata!.error).toBeUndefined();
+
+    for (const tab of [onA, onB, onB2]) {
+      const end = await tab.replyEnd(reply.id);
+      expect(end).toEqual(stopped);
+      // The kept text is exactly what the tabs were streamed, and the stream ends before the end is announced.
+      expect(joinDeltas(tab.deltas(reply.id))).toBe(stopped.content);
+      expect(tab.deltas(reply.id)).toHaveLength(stopped.metadata!.deltaIndex as number);
+      expect(tab.all('message:updated', (p: { message: MessageDto }) => p.message.id === reply.id)).toHaveLength(1);
+    }
+    const [row] = await cluster.db.query<{ status: string; content: string }>('select status, content from messages where id = $1', [reply.id]);
+    expect(row).toEqual({ status: 'stopped', content: stopped.content });
+    await expectNotRunning();
+
+    // A second stop (from either node) answers with the stopped message and changes nothing.
+    const again = await onA.request('assistant:stop', { conversationId: reply.conversationId, messageId: reply.id });
+    expect(again).toEqual({ ok: true, data: { message: stopped } });
+    // The conversation goes on: the next message gets the next seq and its own reply.
+    const next = await onB.ok('message:send', { conversationId: reply.conversationId, content: 'short', clientMessageId: 'stop-1b' });
+    expect(next.message.seq).toBe(reply.seq + 1);
+    const nextReply = await onA.replyEnd((await onA.replyStart(next.message.id)).id);
+    expect(nextReply).toMatchObject({ status: 'complete', content: 'Echo: short' });
+  });
+
+  it('from a tab on the node running the reply', async () => {
+    const user = cluster.user('stop-local');
+    const token = cluster.tokenFor(user);
+    const onA = await connectTab(A, token);
+    const onB = await connectTab(B, token);
+    const { reply } = await startLongReply(onB, 'stop-2');
+    await onA.waitForCount('message:delta', 2, (d: { messageId: string }) => d.messageId === reply.id);
+    const { message: stopped } = await onB.ok('assistant:stop', { conversationId: reply.conversationId, messageId: reply.id });
+    expect(stopped.status).toBe('stopped');
+    expect(FULL.startsWith(stopped.content)).toBe(true);
+    for (const tab of [onA, onB]) {
+      expect(await tab.replyEnd(reply.id)).toEqual(stopped);
+      expect(joinDeltas(tab.deltas(reply.id))).toBe(stopped.content);
+    }
+  });
+
+  it('answers NOT_FOUND for a wrong conversation, a user message, another user\'s reply or an unknown id; a finished reply is answered as is', async () => {
+    const user = cluster.user('stop-nf');
+    const other = cluster.user('stop-other');
+    const tab = await connectTab(A, cluster.tokenFor(user));
+    const otherTab = await connectTab(B, cluster.tokenFor(other));
+    const { message } = await tab.ok('message:send', { content: 'hi', clientMessageId: 'nf-1' });
+    const reply = await tab.replyEnd((await tab.replyStart(message.id)).id);
+    const { conversation: elsewhere } = await tab.ok('conversation:create', {});
+
+    const stop = (t: Tab, conversationId: string, messageId: string) => t.request('assistant:stop', { conversationId, messageId });
+    for (const ack of [
+      await stop(tab, elsewhere.id, reply.id),
+      await stop(tab, message.conversationId, message.id),
+      await stop(otherTab, reply.conversationId, reply.id),
+      await stop(tab, reply.conversationId, '01900000-0000-7000-8000-000000000000'),
+    ]) {
+      expect(ack).toEqual({ ok: false, error: { code: 'NOT_FOUND', message: expect.any(String) } });
+    }
+    expect(await stop(tab, reply.conversationId, reply.id)).toEqual({ ok: true, data: { message: reply } });
+  });
+});
+
+describe('a tab that opens mid-reply', () => {
+  it('gets the saved partial text from history:get (metadata.deltaIndex deltas of it) and the end from message:updated', async () => {
+    const user = cluster.user('late');
+    const token = cluster.tokenFor(user);
+    const first = await connectTab(A, token, { name: 'first' });
+    const content = Array.from({ length: 25 }, (_, i) => `w${i}`).join(' ');
+    const { message } = await first.ok('message:send', { content, clientMessageId: 'late-1' });
+    const start = await first.replyStart(message.id);
+    // Past the first save (about once a second) of the partial text.
+    await first.waitForCount('message:delta', 14, (d: { messageId: string }) => d.messageId === start.id);
+    const late = await connectTab(B, token, { name: 'late' });
+    const page = await late.ok('history:get', { conversationId: message.conversationId });
+    expect(page.messages.map((m) => m.seq)).toEqual([1, 2]);
+    const stored = page.messages[1]!;
+    const end = await late.replyEnd(start.id);
+    expect(end).toMatchObject({ status: 'complete', content: `Echo: ${content}` });
+    expect(stored.status).toBe('streaming');
+    const deltaIndex = stored.metadata!.deltaIndex as number;
+    expect(deltaIndex).toBeGreaterThan(0);
+    // The stored text is exactly the first deltaIndex deltas.
+    const streamed = [...first.deltas(start.id)].sort((a, b) => a.index - b.index);
+    expect(stored.content).toBe(streamed.slice(0, deltaIndex).map((d) => d.text).join(''));
+    // What the late tab received from deltaIndex on continues the stored text with no gap or overlap.
+    const received = new Map(late.deltas(start.id).map((d) => [d.index, d.text]));
+    const total = end.metadata!.deltaIndex as number;
+    const rest = Array.from({ length: total - deltaIndex }, (_, i) => received.get(deltaIndex + i));
+    if (rest.every((t) => t !== undefined)) expect(stored.content + rest.join('')).toBe(end.content);
+  });
+});
+
+async function expectNotRunning() {
+  for (const node of cluster.nodes) expect(node.gateway.assistant.runningCount).toBe(0);
+}

@@ -1,0 +1,225 @@
+// The SDK's pure view logic: dedupe by seq, ordering, delta rules, gap detection, final-beats-streaming.
+import { describe, expect, it } from 'vitest';
+import { ConversationView, supersedes } from '../../src/sdk/conversation-view.ts';
+import type { MessageDto } from '../../src/shared/events.ts';
+
+const CID = 'c1';
+const at = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s)).toISOString();
+
+function msg(seq: number, over: Partial<MessageDto> = {}): MessageDto {
+  return {
+    id: `m${seq}`,
+    conversationId: CID,
+    seq,
+    role: seq % 2 ? 'user' : 'assistant',
+    status: 'complete',
+    content: `text ${seq}`,
+    metadata: null,
+    clientMessageId: null,
+    createdAt: at(seq),
+    updatedAt: at(seq),
+    ...over,
+  };
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => msg(from + i));
+const seqs = (v: ConversationView) => v.messages().map((m) => m.seq);
+const streaming = (seq: number, content = '', deltaIndex?: number) =>
+  msg(seq, { role: 'assistant', status: 'streaming', content, metadata: deltaIndex === undefined ? { replyToId: 'm1' } : { deltaIndex } });
+
+function opened(from: number, to: number, hasMore = from > 1): ConversationView {
+  const v = new ConversationView(CID);
+  v.applyPage({ messages: range(from, to), hasMore }, 'latest');
+  return v;
+}
+
+describe('dedupe and ordering', () => {
+  it('keeps one message per seq across overlapping pages and events', () => {
+    const v = opened(1, 5, false);
+    expect(v.apply(msg(5))).toBeNull();
+    expect(v.apply(msg(6))).not.toBeNull();
+    expect(v.apply(msg(6))).toBeNull();
+    const changed = v.applyPage({ messages: range(4, 8), hasMore: false }, 'newer');
+    expect(changed.map((m) => m.seq)).toEqual([7, 8]);
+    expect(seqs(v)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(v.lastSeq).toBe(8);
+    expect(v.gap()).toBeNull();
+  });
+
+  it('sorts by seq whatever the arrival order', () => {
+    const v = opened(1, 2, false);
+    for (const m of [msg(5), msg(3), msg(4)]) v.apply(m);
+    expect(seqs(v)).toEqual([1, 2, 3, 4, 5]);
+    expect(v.lastSeq).toBe(5);
+  });
+
+  it('dedupes by id too, and ignores messages of other conversations', () => {
+    const v = opened(1, 3, false);
+    expect(v.apply({ ...msg(3), seq: 9 })).toBeNull();
+    expect(v.apply(msg(4, { conversationId: 'other' }))).toBeNull();
+    expect(seqs(v)).toEqual([1, 2, 3]);
+  });
+
+  it('keeps events that arrive while the first page is loading, and merges the page without duplicates', () => {
+    const v = new ConversationView(CID);
+    v.apply(msg(10));
+    v.apply(msg(11));
+    expect(v.loaded).toBe(false);
+    expect(v.gap()).toBeNull();
+    v.applyPage({ messages: range(6, 10), hasMore: true }, 'latest');
+    expect(seqs(v)).toEqual([6, 7, 8, 9, 10, 11]);
+    expect(v.firstSeq).toBe(6);
+    expect(v.lastSeq).toBe(11);
+    expect(v.hasOlder).toBe(true);
+  });
+
+  it('pages back with older pages, extending the window downwards', () => {
+    const v = opened(51, 100, true);
+    expect(v.firstSeq).toBe(51);
+    const older = v.applyPage({ messages: range(1, 51), hasMore: false }, 'older');
+    expect(older.map((m) => m.seq)).toEqual(range(1, 50).map((m) => m.seq));
+    expect(v.firstSeq).toBe(1);
+    expect(v.hasOlder).toBe(false);
+    expect(v.lastSeq).toBe(100);
+    expect(v.messages()).toHaveLength(100);
+  });
+
+  it('opens an empty conversation at lastSeq 0', () => {
+    const v = new ConversationView(CID);
+    v.applyPage({ messages: [], hasMore: false, conversation: { lastSeq: 0 } }, 'latest');
+    expect(v.lastSeq).toBe(0);
+    v.apply(msg(1));
+    expect(v.lastSeq).toBe(1);
+    expect(v.gap()).toBeNull();
+  });
+});
+
+describe('gap detection', () => {
+  it('returns the `after` to fetch when a created message skips seqs', () => {
+    const v = opened(1, 5, false);
+    v.apply(msg(8));
+    expect(v.gap()).toBe(5);
+    expect(seqs(v)).toEqual([1, 2, 3, 4, 5, 8]);
+    const filled = v.applyPage({ messages: range(6, 8), hasMore: false }, 'newer');
+    expect(filled.map((m) => m.seq)).toEqual([6, 7]);
+    expect(v.gap()).toBeNull();
+    expect(v.lastSeq).toBe(8);
+  });
+
+  it('fills across several pages, reporting the next `after` each time', () => {
+    const v = opened(1, 2, false);
+    v.apply(msg(10));
+    expect(v.gap()).toBe(2);
+    v.applyPage({ messages: range(3, 5), hasMore: true }, 'newer');
+    expect(v.gap()).toBe(5);
+    v.applyPage({ messages: range(6, 10), hasMore: false }, 'newer');
+    expect(v.gap()).toBeNull();
+  });
+
+  it('sees a gap right after the first page when an early event was beyond it', () => {
+    const v = new ConversationView(CID);
+    v.apply(msg(9));
+    v.applyPage({ messages: range(1, 6), hasMore: false }, 'latest');
+    expect(v.gap()).toBe(6);
+  });
+
+  it('a seeded window (followed from a send) starts at the seed', () => {
+    const v = new ConversationView(CID);
+    v.seed(msg(7));
+    expect(v.firstSeq).toBe(7);
+    expect(v.lastSeq).toBe(7);
+    expect(v.hasOlder).toBe(true);
+    v.apply(msg(9));
+    expect(v.gap()).toBe(7);
+    // Older than the window: left to loadOlder, so the view never shows a hole below its start.
+    expect(v.apply(msg(5))).toBeNull();
+    v.applyPage({ messages: range(4, 6), hasMore: true }, 'older');
+    expect(seqs(v)).toEqual([4, 5, 6, 7, 9]);
+    expect(v.gap()).toBe(7);
+  });
+});
+
+describe('updates: final status beats streaming', () => {
+  it('a final message:updated replaces the streaming one, and a late streaming copy does not undo it', () => {
+    const v = opened(1, 1, false);
+    v.apply(streaming(2));
+    const done = msg(2, { role: 'assistant', content: 'whole text', updatedAt: at(30) });
+    expect(v.apply(done)).toEqual(done);
+    expect(v.apply(streaming(2, 'whole', 3))).toBeNull();
+    expect(v.get('m2')?.status).toBe('complete');
+    expect(v.get('m2')?.content).toBe('whole text');
+  });
+
+  it('between final versions the later updatedAt wins; equal ones are duplicates', () => {
+    const a = msg(2, { status: 'stopped', updatedAt: at(10) });
+    const b = msg(2, { status: 'complete', updatedAt: at(20) });
+    expect(supersedes(b, a)).toBe(true);
+    expect(supersedes(a, b)).toBe(false);
+    expect(supersedes(a, a)).toBe(false);
+  });
+
+  it('between streaming versions the one holding more deltas wins', () => {
+    expect(supersedes(streaming(2, 'abc', 3), streaming(2, 'ab', 2))).toBe(true);
+    expect(supersedes(streaming(2, 'ab', 2), streaming(2, 'abc', 3))).toBe(false);
+  });
+
+  it('an updated message not seen before is stored like a created one', () => {
+    const v = opened(1, 1, false);
+    expect(v.apply(msg(2, { status: 'stopped' }))?.status).toBe('stopped');
+    expect(v.lastSeq).toBe(2);
+  });
+});
+
+describe('deltas', () => {
+  const delta = (index: number, text: string, messageId = 'm2') => ({ conversationId: CID, messageId, index, text });
+
+  it('applies the delta whose index equals the count the text holds, from 0 when deltaIndex is absent', () => {
+    const v = opened(1, 1, false);
+    v.apply(streaming(2));
+    const r = v.applyDelta(delta(0, 'Hel'));
+    expect(r).toMatchObject({ kind: 'applied', message: { content: 'Hel', metadata: { deltaIndex: 1 } } });
+    expect(v.applyDelta(delta(1, 'lo')).kind).toBe('applied');
+    expect(v.get('m2')?.content).toBe('Hello');
+  });
+
+  it('ignores a duplicate index', () => {
+    const v = opened(1, 1, false);
+    v.apply(streaming(2));
+    v.applyDelta(delta(0, 'a'));
+    expect(v.applyDelta(delta(0, 'a')).kind).toBe('duplicate');
+    expect(v.get('m2')?.content).toBe('a');
+  });
+
+  it('does not apply an index ahead of the text (missed deltas): the text waits for message:updated', () => {
+    const v = opened(1, 1, false);
+    v.apply(streaming(2));
+    v.applyDelta(delta(0, 'a'));
+    expect(v.applyDelta(delta(2, 'c')).kind).toBe('ahead');
+    expect(v.get('m2')?.content).toBe('a');
+    v.apply(msg(2, { role: 'assistant', content: 'abc', updatedAt: at(40) }));
+    expect(v.get('m2')?.content).toBe('abc');
+  });
+
+  it('continues from metadata.deltaIndex of a message loaded mid-reply', () => {
+    const v = new ConversationView(CID);
+    v.applyPage({ messages: [msg(1), streaming(2, 'partial', 4)], hasMore: false }, 'latest');
+    expect(v.applyDelta(delta(3, 'x')).kind).toBe('duplicate');
+    expect(v.applyDelta(delta(5, 'x')).kind).toBe('ahead');
+    expect(v.applyDelta(delta(4, ' more')).kind).toBe('applied');
+    expect(v.get('m2')?.content).toBe('partial more');
+  });
+
+  it('keeps live deltas when a staler persisted snapshot arrives (e.g. from a fill)', () => {
+    const v = opened(1, 1, false);
+    v.apply(streaming(2));
+    for (const [i, t] of ['a', 'b', 'c'].entries()) v.applyDelta(delta(i, t));
+    expect(v.apply(streaming(2, 'ab', 2))).toBeNull();
+    expect(v.get('m2')?.content).toBe('abc');
+  });
+
+  it('ignores deltas for a final message, and reports unknown messages', () => {
+    const v = opened(1, 2, false);
+    expect(v.applyDelta(delta(0, 'late')).kind).toBe('final');
+    expect(v.applyDelta(delta(0, 'x', 'nope')).kind).toBe('unknown');
+  });
+});
