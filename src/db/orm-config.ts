@@ -34,6 +34,9 @@ export function ormConfig(options: DatabaseOptions): Options {
       pathTs: migrationsPath,
       // Fixed name so PostgreSQL and PGlite share one snapshot file.
       snapshotName: '.snapshot-chat',
+      // The snapshot belongs to migration:create; migrating must not rewrite a committed file (and PostgreSQL
+      // and PGlite introspect partial indexes differently).
+      snapshotOnMigrate: false,
       transactional: true,
       allOrNothing: true,
       emit: 'ts' as const,
