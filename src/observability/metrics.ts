@@ -3,11 +3,16 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 /** Metrics of one gateway instance; a registry of its own so several gateways can live in one process (tests). */
 export function createMetrics(nodeId: string) {
   const registry = new Registry();
+  let socketCount = () => 0;
   registry.setDefaultLabels({ node: nodeId });
   collectDefaultMetrics({ register: registry });
   const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
   return {
     registry,
+    /** Where the connected-sockets gauge reads its value when scraped. */
+    countSockets(count: () => number) {
+      socketCount = count;
+    },
     httpRequests: new Counter({
       name: 'chat_http_requests_total',
       help: 'HTTP requests by method, route and status',
@@ -37,6 +42,9 @@ export function createMetrics(nodeId: string) {
       name: 'chat_sockets_connected',
       help: 'Open Socket.IO connections on this node',
       registers: [registry],
+      collect() {
+        this.set(socketCount());
+      },
     }),
     socketEvents: new Counter({
       name: 'chat_socket_events_total',

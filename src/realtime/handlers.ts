@@ -28,82 +28,71 @@ interface Handled<K extends CommandName> {
   after?: () => void;
 }
 
-type Handler<K extends CommandName> = (payload: z.infer<CommandSchemas[K]>) => Promise<Handled<K>>;
+type Handler<K extends CommandName> = (socket: ChatSocket, payload: z.infer<CommandSchemas[K]>) => Promise<Handled<K>>;
+type CommandTable = { [K in CommandName]: Handler<K> };
 
-const COMMANDS: ReadonlySet<string> = new Set<CommandName>([
-  'conversation:create',
-  'conversation:list',
-  'conversation:rename',
-  'conversation:delete',
-  'message:send',
-  'assistant:stop',
-  'history:get',
-  'auth:refresh',
-]);
-
-/** Registers every command on a socket: validate → authorize → commit → ack → broadcast, one ack per event. */
-export function registerHandlers(socket: ChatSocket, deps: HandlerDeps): void {
-  const { services, assistant, schemas } = deps;
-  const userId = socket.data.userId;
-
-  const on = <K extends CommandName>(event: K, handler: Handler<K>) => {
-    // Registered untyped: a payload is whatever the client sent until its schema says otherwise.
-    (socket as unknown as { on(e: string, l: (...args: unknown[]) => void): void }).on(event, (...args: unknown[]) => {
-      void answer(socket, deps, event, args, (payload) => handler(parse(schemas[event], payload) as z.infer<CommandSchemas[K]>));
-    });
+/**
+ * The command handlers, built once per gateway and shared by every socket: validate → authorize → commit →
+ * ack → broadcast. Every socket shares one listener that dispatches here, not closures of its own, because
+ * per-socket memory is what limits how many idle tabs a node holds.
+ */
+export function createDispatcher(deps: HandlerDeps): (this: ChatSocket, event: string, ...args: unknown[]) => void {
+  const { services, assistant } = deps;
+  const commands: CommandTable = {
+    'conversation:create': async (socket, p) => {
+      const outcome = await services.conversations.create(socket.data.userId, p);
+      return { data: outcome.data, after: () => services.publish(outcome.broadcasts) };
+    },
+    'conversation:list': async (socket, p) => ({ data: await services.conversations.list(socket.data.userId, p) }),
+    'conversation:rename': async (socket, p) => {
+      const outcome = await services.conversations.rename(socket.data.userId, p);
+      return { data: outcome.data, after: () => services.publish(outcome.broadcasts) };
+    },
+    'conversation:delete': async (socket, p) => {
+      const outcome = await services.conversations.remove(socket.data.userId, p);
+      return { data: outcome.data, after: () => services.publish(outcome.broadcasts) };
+    },
+    'message:send': async (socket, p) => {
+      const userId = socket.data.userId;
+      await services.limitSend(userId);
+      const outcome = await services.messages.append(userId, p);
+      const { message, conversation } = outcome.data;
+      return { data: { message, conversation }, after: () => void services.announceUserMessage(userId, outcome) };
+    },
+    'assistant:stop': async (socket, p) => ({
+      data: { message: await assistant.stop(socket.data.userId, p.conversationId, p.messageId) },
+    }),
+    'history:get': async (socket, p) => ({ data: await services.messages.history(socket.data.userId, p.conversationId, p) }),
+    'auth:refresh': async (socket, p) => {
+      let identity;
+      try {
+        identity = deps.verifyToken(p.token);
+      } catch (err) {
+        // TOKEN_EXPIRED is a handshake and REST code; a refused refresh answers UNAUTHORIZED.
+        throw err instanceof GatewayError ? new GatewayError(ErrorCode.UNAUTHORIZED, err.message) : err;
+      }
+      if (identity.userId !== socket.data.userId) {
+        throw new GatewayError(ErrorCode.UNAUTHORIZED, 'the new token is for another user');
+      }
+      // The expiry sweep reads socket.data.exp: moving it is all a refresh takes.
+      socket.data.exp = Math.max(socket.data.exp, identity.exp);
+      return { data: { exp: socket.data.exp } };
+    },
   };
 
-  on('conversation:create', async (p) => {
-    const outcome = await services.conversations.create(userId, p);
-    return { data: outcome.data, after: () => services.publish(outcome.broadcasts) };
-  });
-
-  on('conversation:list', async (p) => ({ data: await services.conversations.list(userId, p) }));
-
-  on('conversation:rename', async (p) => {
-    const outcome = await services.conversations.rename(userId, p);
-    return { data: outcome.data, after: () => services.publish(outcome.broadcasts) };
-  });
-
-  on('conversation:delete', async (p) => {
-    const outcome = await services.conversations.remove(userId, p);
-    return { data: outcome.data, after: () => services.publish(outcome.broadcasts) };
-  });
-
-  on('message:send', async (p) => {
-    await services.limitSend(userId);
-    const outcome = await services.messages.append(userId, p);
-    const { message, conversation } = outcome.data;
-    return { data: { message, conversation }, after: () => void services.announceUserMessage(userId, outcome) };
-  });
-
-  on('assistant:stop', async (p) => ({ data: { message: await assistant.stop(userId, p.conversationId, p.messageId) } }));
-
-  on('history:get', async (p) => ({ data: await services.messages.history(userId, p.conversationId, p) }));
-
-  on('auth:refresh', async (p) => {
-    let identity;
-    try {
-      identity = deps.verifyToken(p.token);
-    } catch (err) {
-      // TOKEN_EXPIRED is a handshake and REST code; a refused refresh answers UNAUTHORIZED.
-      throw err instanceof GatewayError ? new GatewayError(ErrorCode.UNAUTHORIZED, err.message) : err;
+  const run = (socket: ChatSocket, event: string, payload: unknown): Promise<{ data: unknown; after?: () => void }> => {
+    if (!Object.hasOwn(commands, event)) {
+      return Promise.reject(new GatewayError(ErrorCode.VALIDATION, `unknown event "${event.slice(0, 50)}"`));
     }
-    if (identity.userId !== userId) {
-      throw new GatewayError(ErrorCode.UNAUTHORIZED, 'the new token is for another user');
-    }
-    socket.data.exp = Math.max(socket.data.exp, identity.exp);
-    socket.data.rearmExpiry?.();
-    return { data: { exp: socket.data.exp } };
-  });
+    const name = event as CommandName;
+    const handler = commands[name] as (s: ChatSocket, p: unknown) => Promise<{ data: unknown; after?: () => void }>;
+    return handler(socket, parse(deps.schemas[name], payload));
+  };
 
-  // An unknown event that asks for an ack still gets exactly one.
-  socket.onAny((event: string, ...args: unknown[]) => {
-    if (COMMANDS.has(event)) return;
-    void answer(socket, deps, 'unknown', args, async () => {
-      throw new GatewayError(ErrorCode.VALIDATION, `unknown event "${String(event).slice(0, 50)}"`);
-    });
-  });
+  // One function for every socket: Socket.IO calls `onAny` listeners with the socket as `this`.
+  return function dispatch(this: ChatSocket, event: string, ...args: unknown[]) {
+    void answer(this, deps, event, args, run);
+  };
 }
 
 async function answer(
@@ -111,12 +100,13 @@ async function answer(
   deps: HandlerDeps,
   event: string,
   args: unknown[],
-  run: (payload: unknown) => Promise<{ data: unknown; after?: () => void }>,
+  run: (socket: ChatSocket, event: string, payload: unknown) => Promise<{ data: unknown; after?: () => void }>,
 ): Promise<void> {
   const ack = args[args.length - 1];
+  const label = Object.hasOwn(deps.schemas, event) ? event : 'unknown';
   // Socket.IO puts the ack callback last; without one there is nobody to answer, so nothing is done.
   if (typeof ack !== 'function') {
-    deps.metrics.socketEvents.inc({ event, outcome: 'NO_ACK' });
+    deps.metrics.socketEvents.inc({ event: label, outcome: 'NO_ACK' });
     return;
   }
   const payload = args.length > 1 ? args[0] : undefined;
@@ -125,7 +115,7 @@ async function answer(
   let result: Ack<unknown>;
   let after: (() => void) | undefined;
   try {
-    const handled = await run(payload);
+    const handled = await run(socket, String(event), payload);
     result = { ok: true, data: handled.data };
     after = handled.after;
   } catch (err) {
@@ -133,18 +123,18 @@ async function answer(
     const kind = dbErrorKind(err);
     if (kind) deps.metrics.dbErrors.inc({ kind });
     if (error.code === ErrorCode.INTERNAL || error.code === ErrorCode.UNAVAILABLE) {
-      deps.log.error({ err, event, userId: socket.data.userId }, 'socket command failed');
+      deps.log.error({ err, event: label, userId: socket.data.userId }, 'socket command failed');
     }
     result = { ok: false, error: error.toWire() };
   } finally {
     deps.inflight.count--;
   }
-  deps.metrics.socketEvents.inc({ event, outcome: result.ok ? 'ok' : result.error.code });
-  deps.metrics.ackDuration.observe({ event }, (performance.now() - started) / 1000);
+  deps.metrics.socketEvents.inc({ event: label, outcome: result.ok ? 'ok' : result.error.code });
+  deps.metrics.ackDuration.observe({ event: label }, (performance.now() - started) / 1000);
   (ack as (r: Ack<unknown>) => void)(result);
   try {
     after?.();
   } catch (err) {
-    deps.log.error({ err, event }, 'broadcast after ack failed');
+    deps.log.error({ err, event: label }, 'broadcast after ack failed');
   }
 }

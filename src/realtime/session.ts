@@ -1,25 +1,22 @@
-import type { ChatSocket } from './types.ts';
+import type { ChatNamespace } from './types.ts';
 
-// setTimeout cannot wait longer than 2^31-1 ms; a longer-lived token is re-checked when that wait ends.
-const MAX_TIMER_MS = 2 ** 31 - 1;
+const SWEEP_MS = 1000;
 
 /**
- * Disconnects a socket when its token expires, telling it first with `auth:expired`;
- * `auth:refresh` with a newer token for the same user moves the deadline.
+ * Disconnects sockets whose token has expired, telling them first with `auth:expired`; `auth:refresh` with a
+ * newer token moves `socket.data.exp`. One timer for the node rather than one per socket: per-socket memory
+ * decides how many idle tabs a node holds, and a second of lateness at expiry harms no one.
  */
-export function watchExpiry(socket: ChatSocket): void {
-  let timer: NodeJS.Timeout | undefined;
-  const arm = () => {
-    clearTimeout(timer);
-    const waitMs = socket.data.exp * 1000 - Date.now();
-    if (waitMs <= 0) {
-      socket.emit('auth:expired', { exp: socket.data.exp });
-      socket.disconnect(true);
-      return;
+export function startExpirySweep(nsp: ChatNamespace): () => void {
+  const timer = setInterval(() => {
+    const nowS = Date.now() / 1000;
+    for (const socket of nsp.sockets.values()) {
+      if (socket.data.exp <= nowS) {
+        socket.emit('auth:expired', { exp: socket.data.exp });
+        socket.disconnect(true);
+      }
     }
-    timer = setTimeout(arm, Math.min(waitMs, MAX_TIMER_MS));
-  };
-  socket.data.rearmExpiry = arm;
-  socket.on('disconnect', () => clearTimeout(timer));
-  arm();
+  }, SWEEP_MS);
+  timer.unref();
+  return () => clearInterval(timer);
 }

@@ -1,4 +1,4 @@
-import type { Server as HttpServer } from 'node:http';
+import { ServerResponse, type Server as HttpServer } from 'node:http';
 import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter';
 import { Server } from 'socket.io';
 import type { Assistant } from '../assistant/assistant.ts';
@@ -10,11 +10,11 @@ import type { Broadcast } from '../shared/broadcast.ts';
 import { GatewayError } from '../shared/errors.ts';
 import { userRoom, type ConnectErrorData, type MessageDto } from '../shared/events.ts';
 import { commandSchemas } from './commands.ts';
-import { registerHandlers, type HandlerDeps } from './handlers.ts';
+import { createDispatcher } from './handlers.ts';
 import { isOriginAllowed } from './origin.ts';
 import type { RedisClients } from './redis.ts';
-import { watchExpiry } from './session.ts';
-import type { ChatNamespace, ChatServer } from './types.ts';
+import { startExpirySweep } from './session.ts';
+import type { ChatNamespace, ChatServer, ChatSocket } from './types.ts';
 
 export const CHAT_NAMESPACE = '/chat';
 const REMOTE_STOP_TIMEOUT_MS = 3000;
@@ -55,12 +55,19 @@ export function createRealtime(httpServer: HttpServer, o: RealtimeOptions) {
     );
   }
 
+  // Remembers the response object of each WebSocket upgrade, so releaseHandshake can cut it from its request.
+  const upgradeResponses = new WeakMap<object, { req: unknown }>();
+  io.engine.use((req: object, res: object, next: () => void) => {
+    if (!(res instanceof ServerResponse)) upgradeResponses.set(req, res as { req: unknown });
+    next();
+  });
+
   // Nothing is served on the main namespace: clients must use /chat.
   io.of('/').use((_socket, next) => next(refusal('UNAUTHORIZED', `connect to the ${CHAT_NAMESPACE} namespace`)));
 
   const nsp: ChatNamespace = io.of(CHAT_NAMESPACE);
   const inflight = { count: 0 };
-  const handlerDeps: HandlerDeps = {
+  const dispatch = createDispatcher({
     services: o.services,
     schemas: commandSchemas(o.maxMessageChars),
     inflight,
@@ -68,7 +75,10 @@ export function createRealtime(httpServer: HttpServer, o: RealtimeOptions) {
     assistant: o.assistant,
     metrics: o.metrics,
     log: o.log,
-  };
+  });
+  const stopExpirySweep = startExpirySweep(nsp);
+  // Read when scraped rather than counted per connect and disconnect: no listener per socket.
+  o.metrics.countSockets(() => nsp.sockets.size);
 
   nsp.use((socket, next) => {
     const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token ?? bearerToken(socket.handshake.headers.authorization);
@@ -90,11 +100,12 @@ export function createRealtime(httpServer: HttpServer, o: RealtimeOptions) {
   });
 
   nsp.on('connection', (socket) => {
-    o.metrics.socketsConnected.inc();
     socket.join(userRoom(socket.data.userId));
-    watchExpiry(socket);
-    registerHandlers(socket, handlerDeps);
-    socket.on('disconnect', () => o.metrics.socketsConnected.dec());
+    // Nothing is ever addressed to one socket by its id, so the room Socket.IO makes for it is left: one Set
+    // and one index entry less per socket.
+    socket.leave(socket.id);
+    socket.onAny(dispatch);
+    releaseHandshake(socket, upgradeResponses);
   });
 
   if (o.redis) {
@@ -125,6 +136,7 @@ export function createRealtime(httpServer: HttpServer, o: RealtimeOptions) {
     },
     /** Refuses new sockets and closes the open ones (they reconnect to another node and catch up by seq). */
     async close() {
+      stopExpirySweep();
       io.engine.close();
       // Only this node's sockets: through the Redis adapter, nsp.disconnectSockets would close every node's.
       nsp.local.disconnectSockets(true);
@@ -134,6 +146,26 @@ export function createRealtime(httpServer: HttpServer, o: RealtimeOptions) {
 }
 
 export type Realtime = ReturnType<typeof createRealtime>;
+
+/**
+ * Once authenticated, a socket needs nothing of its HTTP handshake, yet Engine.IO keeps the request alive for
+ * the whole connection: on the engine socket, and (for a direct WebSocket) through the upgrade's response
+ * object, which stays subscribed to the TCP close. Letting both go saves a few KB per idle socket, and
+ * per-socket memory is what decides how many tabs a node can hold.
+ */
+const EMPTY: Record<string, never> = Object.freeze({});
+
+function releaseHandshake(socket: ChatSocket, upgradeResponses: WeakMap<object, { req: unknown }>) {
+  const conn = socket.conn as unknown as { request: object | null };
+  const request = conn.request;
+  conn.request = null;
+  const response = request ? upgradeResponses.get(request) : undefined;
+  // Its only later use is to re-emit the TCP close; it no longer needs the request.
+  if (response) response.req = null;
+  socket.handshake.headers = EMPTY as typeof socket.handshake.headers;
+  socket.handshake.auth = EMPTY;
+  socket.handshake.query = EMPTY as typeof socket.handshake.query;
+}
 
 function refusal(code: ConnectErrorData['code'], message: string): Error {
   const err = new Error(message) as Error & { data: ConnectErrorData };

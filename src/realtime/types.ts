@@ -11,7 +11,6 @@ export interface SocketData {
   userId: string;
   /** Token expiry, seconds since the epoch. */
   exp: number;
-  rearmExpiry?: () => void;
 }
 
 export type ChatServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
