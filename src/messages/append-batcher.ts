@@ -219,10 +219,11 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
     const keyed = requests.filter((r) => r.clientMessageId);
     if (keyed.length === 0) return found;
     const rows = await em.execute<Record<string, unknown>[]>(
-      `select m.* from messages m join jsonb_to_recordset(?::jsonb) as k(user_id varchar, client_message_id varchar)
+      // A VALUES list rather than one JSON parameter: the planner then knows how few keys there are and uses
+      // the (user_id, client_message_id) index even while the table is small.
+      `select m.* from messages m join (values ${keyed.map(() => '(?::varchar, ?::varchar)').join(', ')}) as k(user_id, client_message_id)
          on m.user_id = k.user_id and m.client_message_id = k.client_message_id`,
-      // Arrays travel as one JSON parameter: the driver would spread a JS array into a list of parameters.
-      [JSON.stringify(keyed.map((r) => ({ user_id: r.userId, client_message_id: r.clientMessageId })))],
+      keyed.flatMap((r) => [r.userId, r.clientMessageId]),
     );
     if (rows.length === 0) return found;
     const messages = rows.map((row) => em.map(MessageSchema, row));

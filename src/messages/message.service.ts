@@ -4,7 +4,7 @@ import { createAppendBatcher, type BatcherOptions } from './append-batcher.ts';
 import { audit } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Broadcast, Outcome } from '../shared/broadcast.ts';
-import { toConversationDto, toMessageDto } from '../shared/dto.ts';
+import { conversationFromRow, messageFromRow, toConversationDto, toMessageDto } from '../shared/dto.ts';
 import type { ConversationDto, MessageDto } from '../shared/events.ts';
 import { MessageSchema, type MessageRole, type MessageStatus } from './message.entity.ts';
 
@@ -72,22 +72,36 @@ export function createMessageService({ orm, log, metrics, batching = DEFAULT_BAT
    * always in ascending seq. `hasMore` says whether more exist in the direction of travel.
    */
   async function history(userId: string, conversationId: string, query: HistoryQuery) {
-    const em = orm.em.fork();
-    const conversation = await em.findOne(ConversationSchema, { id: conversationId, user: userId });
-    if (!conversation) throw refusedAccess(log, userId, 'history.get', conversationId);
-    const seq: Record<string, number> = {};
-    if (query.before !== undefined) seq.$lt = query.before;
-    if (query.after !== undefined) seq.$gt = query.after;
     const forward = query.after !== undefined;
-    const rows = await em.find(
-      MessageSchema,
-      { conversation: conversationId, userId, ...(Object.keys(seq).length ? { seq } : {}) },
-      { orderBy: { seq: forward ? 'asc' : 'desc' }, limit: query.limit + 1 },
+    const bounds: string[] = [];
+    const params: unknown[] = [];
+    if (query.before !== undefined) {
+      bounds.push('and seq < ?');
+      params.push(query.before);
+    }
+    if (query.after !== undefined) {
+      bounds.push('and seq > ?');
+      params.push(query.after);
+    }
+    // One round trip: the owner check and the page together (a lateral join), rows mapped straight to the
+    // wire shape. A read path: no unit of work, no entities to build and collect.
+    const rows = await orm.em.fork().execute<Record<string, unknown>[]>(
+      `select c.id as c_id, c.title as c_title, c.last_seq as c_last_seq, c.created_at as c_created_at,
+              c.updated_at as c_updated_at, m.*
+       from conversations c
+       left join lateral (
+         select * from messages where conversation_id = c.id and user_id = c.user_id ${bounds.join(' ')}
+         order by seq ${forward ? 'asc' : 'desc'} limit ?
+       ) m on true
+       where c.id = ? and c.user_id = ?`,
+      [...params, query.limit + 1, conversationId, userId],
     );
-    const hasMore = rows.length > query.limit;
-    const page = rows.slice(0, query.limit);
-    if (!forward) page.reverse();
-    return { conversation: toConversationDto(conversation), messages: page.map(toMessageDto), hasMore };
+    if (rows.length === 0) throw refusedAccess(log, userId, 'history.get', conversationId);
+    const page = rows[0]!.id === null ? [] : rows;
+    const hasMore = page.length > query.limit;
+    const messages = page.slice(0, query.limit).map(messageFromRow);
+    if (!forward) messages.reverse();
+    return { conversation: conversationFromRow(rows[0]!, 'c_'), messages, hasMore };
   }
 
   /** Updates a message's text, status and metadata (the assistant's reply as it grows and ends). */
