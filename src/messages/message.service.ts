@@ -83,18 +83,20 @@ export function createMessageService({ orm, log, metrics, batching = DEFAULT_BAT
       bounds.push('and seq > ?');
       params.push(query.after);
     }
-    // One round trip: the owner check and the page together (a lateral join), rows mapped straight to the
-    // wire shape. A read path: no unit of work, no entities to build and collect.
+    // One round trip: the owner check and the page together, rows mapped straight to the wire shape (a read
+    // path: no unit of work, no entities to build and collect). The page filters on the parameters, not on
+    // c.id: the planner then sees which conversation it is, and walks the (conversation_id, seq) index
+    // instead of sorting a long conversation whole.
     const rows = await orm.em.fork().execute<Record<string, unknown>[]>(
       `select c.id as c_id, c.title as c_title, c.last_seq as c_last_seq, c.created_at as c_created_at,
               c.updated_at as c_updated_at, m.*
        from conversations c
        left join lateral (
-         select * from messages where conversation_id = c.id and user_id = c.user_id ${bounds.join(' ')}
+         select * from messages where conversation_id = ? and user_id = ? ${bounds.join(' ')}
          order by seq ${forward ? 'asc' : 'desc'} limit ?
        ) m on true
        where c.id = ? and c.user_id = ?`,
-      [...params, query.limit + 1, conversationId, userId],
+      [conversationId, userId, ...params, query.limit + 1, conversationId, userId],
     );
     if (rows.length === 0) throw refusedAccess(log, userId, 'history.get', conversationId);
     const page = rows[0]!.id === null ? [] : rows;
