@@ -37,6 +37,7 @@ const EnvSchema = z.object({
   MAX_SOCKETS_PER_USER: int(20, 1),
   SHUTDOWN_TIMEOUT_MS: int(10_000, 0),
   REDIS_ADAPTER: z.enum(['classic', 'sharded']).default('classic'),
+  REDIS_PREFIX: z.string().min(1).max(100).default('chat'),
   REPLY_STALE_MS: int(15_000, 500),
   CHAT_TIMEOUT_MS: int(60_000, 1),
 });
@@ -51,6 +52,8 @@ export interface GatewayConfig {
   pgliteDir: string;
   redisUrl?: string;
   redisAdapter: 'classic' | 'sharded';
+  /** Prefix of every Redis channel and key: gateways with different prefixes share a Redis without meeting. */
+  redisPrefix: string;
   auth: AuthConfig;
   corsOrigins?: string[];
   assistant: {
@@ -107,6 +110,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, makeDemoSecret?
     pgliteDir: e.PGLITE_DIR,
     redisUrl: e.REDIS_URL,
     redisAdapter: e.REDIS_ADAPTER,
+    redisPrefix: e.REDIS_PREFIX,
     auth: authConfig(e, makeDemoSecret),
     corsOrigins: e.CORS_ORIGINS,
     assistant: {

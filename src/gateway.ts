@@ -87,7 +87,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
         return undefined;
       });
     },
-    limitSend: createSendLimiter({ points: config.limits.sendRate, durationS: config.limits.sendRateWindowS, redis: redis?.commands }),
+    limitSend: createSendLimiter({ points: config.limits.sendRate, durationS: config.limits.sendRateWindowS, redis: redis?.commands, prefix: config.redisPrefix }),
     disconnectUser: (userId) => realtime?.disconnectUser(userId),
   };
 
@@ -116,6 +116,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     maxSocketsPerUser: config.limits.maxSocketsPerUser,
     redis,
     redisAdapter: config.redisAdapter,
+    redisPrefix: config.redisPrefix,
     verifyToken,
     assistant,
     metrics,

@@ -8,14 +8,14 @@ export type SendLimiter = (userId: string) => Promise<void>;
  * Per-user limit on message sends, shared by every node through Redis (in memory in the embedded mode).
  * While Redis is unreachable, each node falls back to its own in-memory limiter rather than refusing sends.
  */
-export function createSendLimiter(options: { points: number; durationS: number; redis?: Redis }): SendLimiter {
+export function createSendLimiter(options: { points: number; durationS: number; redis?: Redis; prefix: string }): SendLimiter {
   const memory = new RateLimiterMemory({ points: options.points, duration: options.durationS, keyPrefix: 'send' });
   const limiter = options.redis
     ? new RateLimiterRedis({
         storeClient: options.redis,
         points: options.points,
         duration: options.durationS,
-        keyPrefix: 'chat:rl:send',
+        keyPrefix: `${options.prefix}:rl:send`,
         insuranceLimiter: memory,
       })
     : memory;

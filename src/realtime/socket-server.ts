@@ -25,6 +25,7 @@ export interface RealtimeOptions {
   maxSocketsPerUser: number;
   redis?: RedisClients;
   redisAdapter: 'classic' | 'sharded';
+  redisPrefix: string;
   verifyToken: TokenVerifier;
   assistant: Assistant;
   metrics: Metrics;
@@ -50,8 +51,8 @@ export function createRealtime(httpServer: HttpServer, o: RealtimeOptions) {
   if (o.redis) {
     io.adapter(
       o.redisAdapter === 'sharded'
-        ? createShardedAdapter(o.redis.pub, o.redis.sub, { channelPrefix: 'chat' })
-        : createAdapter(o.redis.pub, o.redis.sub, { key: 'chat', requestsTimeout: REMOTE_STOP_TIMEOUT_MS }),
+        ? createShardedAdapter(o.redis.pub, o.redis.sub, { channelPrefix: o.redisPrefix })
+        : createAdapter(o.redis.pub, o.redis.sub, { key: o.redisPrefix, requestsTimeout: REMOTE_STOP_TIMEOUT_MS }),
     );
   }
 
