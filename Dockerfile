@@ -1,4 +1,12 @@
-# Gateway image: Node 24 runs the TypeScript sources directly (type stripping); no build step.
+# Gateway image: Node 24 runs the TypeScript sources directly (type stripping); only the browser widget is built.
+FROM node:24-slim AS widget
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY scripts ./scripts
+COPY src ./src
+RUN node scripts/build-widget.ts
+
 FROM node:24-slim
 WORKDIR /app
 ENV NODE_ENV=production
@@ -9,6 +17,7 @@ COPY mikro-orm.config.ts tsconfig.json ./
 COPY src ./src
 COPY migrations ./migrations
 COPY public ./public
+COPY --from=widget /app/public/dist ./public/dist
 USER node
 EXPOSE 3000
 # node directly, not npm: npm does not pass SIGTERM on, and graceful shutdown needs it.

@@ -64,6 +64,12 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   let realtime: Realtime | undefined;
   const publish = (broadcasts: Broadcast[]) => realtime?.publish(broadcasts);
   const deps = { orm, log, metrics };
+  const sendLimiter = createSendLimiter({
+    points: config.limits.sendRate,
+    durationS: config.limits.sendRateWindowS,
+    redis: redis?.commands,
+    prefix: config.redisPrefix,
+  });
   const messages = createMessageService(deps);
   const assistant = createAssistant({
     provider: options.provider ?? providerFor(config),
@@ -87,7 +93,12 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
         return undefined;
       });
     },
-    limitSend: createSendLimiter({ points: config.limits.sendRate, durationS: config.limits.sendRateWindowS, redis: redis?.commands, prefix: config.redisPrefix }),
+    async sendUserMessage(userId, input) {
+      await sendLimiter.consume(userId);
+      const outcome = await messages.append(userId, input);
+      if (outcome.data.duplicate) await sendLimiter.refund(userId);
+      return outcome;
+    },
     disconnectUser: (userId) => realtime?.disconnectUser(userId),
   };
 

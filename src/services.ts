@@ -3,7 +3,6 @@ import type { MessageService, AppendResult } from './messages/message.service.ts
 import type { UserService } from './users/user.service.ts';
 import type { Outcome, Publisher } from './shared/broadcast.ts';
 import type { MessageDto } from './shared/events.ts';
-import type { SendLimiter } from './limits/send-limiter.ts';
 
 /** The service layer shared by the REST routes and the socket handlers: a write is the same write through either door. */
 export interface Services {
@@ -17,8 +16,11 @@ export interface Services {
    * Resolves with the reply once it has ended (undefined without an assistant); never rejects.
    */
   announceUserMessage: (userId: string, outcome: Outcome<AppendResult>) => Promise<MessageDto | undefined>;
-  /** Per-user limit on sends, through either door; throws RATE_LIMITED. */
-  limitSend: SendLimiter;
+  /**
+   * A user's message through any door (socket, REST, /api/chat): the per-user rate limit, then the append.
+   * An idempotent repeat answers with the stored message and is not counted against the limit.
+   */
+  sendUserMessage: (userId: string, input: { conversationId?: string | null; content: string; clientMessageId?: string | null }) => Promise<Outcome<AppendResult>>;
   /** Disconnects every socket of a user on every node (after erasure). */
   disconnectUser: (userId: string) => void;
 }

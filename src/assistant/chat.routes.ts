@@ -20,8 +20,7 @@ export function chatRoutes(api: Router, o: { services: Services; maxMessageChars
     }
     const body = parse(ChatBody, req.body);
     const key = req.get('Idempotency-Key');
-    await o.services.limitSend(userId);
-    const outcome = await o.services.messages.append(userId, {
+    const outcome = await o.services.sendUserMessage(userId, {
       conversationId: body.conversation_id ?? null,
       content: body.message,
       clientMessageId: key === undefined ? null : parse(clientMessageId, key),

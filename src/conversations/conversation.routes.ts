@@ -66,8 +66,7 @@ export function conversationRoutes(services: Services, maxMessageChars: number):
       throw new GatewayError(ErrorCode.VALIDATION, 'Idempotency-Key and clientMessageId differ');
     }
     const userId = identityOf(res).userId;
-    await services.limitSend(userId);
-    const outcome = await services.messages.append(userId, {
+    const outcome = await services.sendUserMessage(userId, {
       conversationId: id,
       content: body.content,
       clientMessageId: body.clientMessageId ?? key ?? null,

@@ -10,6 +10,7 @@ import { userRoutes } from '../users/user.routes.ts';
 import { requireAuth } from './auth.ts';
 import { errorHandler, notFoundRoute } from './errors.ts';
 import { opsRoutes, type ReadinessCheck } from './ops.routes.ts';
+import { staticRoutes } from './static.routes.ts';
 
 export interface HttpAppOptions {
   services: Services;
@@ -49,6 +50,7 @@ export function createHttpApp(o: HttpAppOptions): Express {
   o.extraApiRoutes?.(api);
   app.use('/api', api);
 
+  app.use(staticRoutes({ demo: o.auth.demo }));
   app.use(notFoundRoute);
   app.use(errorHandler(o.log, o.metrics));
   return app;

@@ -2,7 +2,12 @@ import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { ErrorCode, GatewayError } from '../shared/errors.ts';
 
-export type SendLimiter = (userId: string) => Promise<void>;
+export interface SendLimiter {
+  /** Takes one send from the user's allowance; throws RATE_LIMITED when none is left. */
+  consume(userId: string): Promise<void>;
+  /** Gives one back: a retry that stored nothing must not cost the user a send. */
+  refund(userId: string): Promise<void>;
+}
 
 /**
  * Per-user limit on message sends, shared by every node through Redis (in memory in the embedded mode).
@@ -19,14 +24,19 @@ export function createSendLimiter(options: { points: number; durationS: number; 
         insuranceLimiter: memory,
       })
     : memory;
-  return async (userId) => {
-    try {
-      await limiter.consume(userId);
-    } catch (err) {
-      if (err instanceof RateLimiterRes) {
-        throw new GatewayError(ErrorCode.RATE_LIMITED, 'too many messages; slow down', { retryAfterMs: Math.max(1, Math.ceil(err.msBeforeNext)) });
+  return {
+    async consume(userId) {
+      try {
+        await limiter.consume(userId);
+      } catch (err) {
+        if (err instanceof RateLimiterRes) {
+          throw new GatewayError(ErrorCode.RATE_LIMITED, 'too many messages; slow down', { retryAfterMs: Math.max(1, Math.ceil(err.msBeforeNext)) });
+        }
+        throw err;
       }
-      throw err;
-    }
+    },
+    async refund(userId) {
+      await limiter.reward(userId, 1).catch(() => undefined);
+    },
   };
 }

@@ -54,8 +54,7 @@ export function createDispatcher(deps: HandlerDeps): (this: ChatSocket, event: s
     },
     'message:send': async (socket, p) => {
       const userId = socket.data.userId;
-      await services.limitSend(userId);
-      const outcome = await services.messages.append(userId, p);
+      const outcome = await services.sendUserMessage(userId, p);
       const { message, conversation } = outcome.data;
       return { data: { message, conversation }, after: () => void services.announceUserMessage(userId, outcome) };
     },

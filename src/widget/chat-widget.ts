@@ -71,9 +71,9 @@ const TEMPLATE = /* html */ `
         <span class="status" data-ref="status" data-status="idle">Not signed in</span>
       </header>
       <div class="banner" data-ref="banner" role="status" hidden><span data-ref="bannerText"></span><button type="button" data-ref="bannerAction" hidden></button></div>
-      <div class="scroller" data-ref="scroller" tabindex="-1">
+      <div class="scroller" data-ref="scroller" tabindex="0" role="region" aria-label="Messages">
         <button type="button" class="older" data-ref="older" hidden>Load older messages</button>
-        <ol class="messages" data-ref="messages" aria-label="Messages"></ol>
+        <ol class="messages" data-ref="messages"></ol>
         <p class="placeholder" data-ref="placeholder">Type a message below to start a conversation.</p>
       </div>
       <div class="notice" data-ref="notice" role="alert" hidden><p data-ref="noticeText"></p><button type="button" class="icon" data-ref="noticeClose" aria-label="Dismiss">${ICONS.close}</button></div>
@@ -409,7 +409,8 @@ export class ChatWidget extends HTMLElement {
   }
 
   private onConversation(c: ConversationDto): void {
-    if (c.id === this.current) this.seen.set(c.id, c.lastSeq);
+    // What it holds when first heard of counts as seen; later messages outside the open conversation are unread.
+    if (c.id === this.current || !this.seen.has(c.id)) this.seen.set(c.id, c.lastSeq);
     this.scheduleRender();
   }
 
@@ -651,7 +652,9 @@ export class ChatWidget extends HTMLElement {
   private renderConversations(): void {
     const conversations = this.chat?.conversations() ?? [];
     const ul = this.ui.convs;
-    const focused = this.shadowRoot!.activeElement;
+    const focused = this.shadowRoot!.activeElement as HTMLElement | null;
+    const focusedIn = focused?.closest<HTMLElement>('.conv')?.dataset.id;
+    const focusedAction = focused?.dataset.action;
     const keep = new Set<string>();
     let prev: Element | null = null;
     for (const c of conversations) {
@@ -672,8 +675,11 @@ export class ChatWidget extends HTMLElement {
       li.remove();
       this.conversationEls.delete(id);
     }
-    // Moving a node drops its focus: give it back.
-    if (focused instanceof HTMLElement && focused.isConnected && this.shadowRoot!.activeElement !== focused) focused.focus();
+    // Moving a node drops its focus, and so does rebuilding a row: give it back.
+    if (focused && this.shadowRoot!.activeElement !== focused) {
+      if (focused.isConnected) focused.focus();
+      else if (focusedIn && focusedAction) this.conversationEls.get(focusedIn)?.querySelector<HTMLElement>(`[data-action="${focusedAction}"]`)?.focus();
+    }
     this.ui.emptyConvs.hidden = conversations.length > 0 || !this.listed;
     this.ui.moreConvs.hidden = !this.nextCursor;
     const open = conversations.find((c) => c.id === this.current);
@@ -685,7 +691,13 @@ export class ChatWidget extends HTMLElement {
     const title = titleOf(c);
     const isCurrent = c.id === this.current;
     li.setAttribute('aria-current', String(isCurrent));
-    if (li.dataset.mode !== mode || (mode !== 'edit' && li.dataset.title !== title)) {
+    if (mode === 'view' && li.dataset.mode === 'view' && li.dataset.title !== title) {
+      // A new title: changed in place, so a focused button keeps its focus.
+      li.dataset.title = title;
+      li.querySelector('.conv-title')!.textContent = title;
+      li.querySelector('[data-action="rename"]')!.setAttribute('aria-label', `Rename “${title}”`);
+      li.querySelector('[data-action="delete"]')!.setAttribute('aria-label', `Delete “${title}”`);
+    } else if (li.dataset.mode !== mode || (mode === 'confirm' && li.dataset.title !== title)) {
       li.dataset.mode = mode;
       li.dataset.title = title;
       if (mode === 'view') {
@@ -940,7 +952,11 @@ export class ChatWidget extends HTMLElement {
           this.editing = id;
           this.confirming = null;
           this.renderConversations();
-          this.conversationEls.get(id)?.querySelector<HTMLInputElement>('input')?.select();
+          {
+            const input = this.conversationEls.get(id)?.querySelector<HTMLInputElement>('input');
+            input?.focus();
+            input?.select();
+          }
           break;
         case 'delete':
           this.confirming = id;

@@ -35,7 +35,7 @@ export function describeError(err: unknown, action: 'send' | 'other' = 'other', 
     case 'TIMEOUT':
     case 'DISCONNECTED':
       return action === 'send'
-        ? 'Not sent: the chat server did not answer. Your text is back in the box; try again.'
+        ? 'The chat server did not answer, so this may not have been sent. Your text is back in the box: check the conversation before sending it again.'
         : 'The chat server did not answer. Please try again.';
     case 'UNAVAILABLE':
       return 'The chat service is briefly unavailable. Please try again in a moment.';

@@ -4,7 +4,7 @@
  * Theming: set these custom properties on `chat-widget` (or any ancestor); each has a light and a dark default
  * (the dark ones follow `prefers-color-scheme`).
  *
- *   --chat-accent          buttons, own messages, focus ring      #2563eb / #4f8cff
+ *   --chat-accent          buttons, own messages, focus ring      #2563eb / #2f6fe4
  *   --chat-accent-fg       text on the accent colour              #ffffff
  *   --chat-bg              background                             #ffffff / #14161a
  *   --chat-fg              text                                   #1f2328 / #e7e9ec
@@ -47,7 +47,7 @@ export const WIDGET_CSS = /* css */ `
 }
 @media (prefers-color-scheme: dark) {
   :host {
-    --_accent: var(--chat-accent, #4f8cff);
+    --_accent: var(--chat-accent, #2f6fe4);
     --_bg: var(--chat-bg, #14161a);
     --_fg: var(--chat-fg, #e7e9ec);
     --_muted: var(--chat-muted, #9aa3ad);
@@ -62,6 +62,8 @@ export const WIDGET_CSS = /* css */ `
 * { box-sizing: border-box; }
 
 .root {
+  /* Positioned: the visually hidden (absolute) labels inside must not stretch the host page. */
+  position: relative;
   container-type: inline-size;
   height: 100%;
   font-family: var(--_font);
@@ -164,7 +166,8 @@ button:disabled { cursor: default; opacity: 0.55; }
 .banner[data-kind='ok'] { background: color-mix(in srgb, #1f9d55 14%, var(--_bg)); color: inherit; }
 .banner button { min-height: 28px; padding: 2px 10px; }
 
-.scroller { flex: 1; min-height: 0; overflow-y: auto; padding: 12px 14px; overscroll-behavior: contain; }
+.scroller { position: relative; flex: 1; min-height: 0; overflow-y: auto; padding: 12px 14px; overscroll-behavior: contain; }
+.scroller:focus-visible { outline-offset: -2px; }
 .older { display: block; margin: 0 auto 12px; font-size: 0.85em; color: var(--_muted); }
 .messages { list-style: none; margin: 0; padding: 0; display: flex; flex-direction: column; gap: 10px; }
 .msg { display: flex; flex-direction: column; align-items: flex-start; }
