@@ -42,10 +42,11 @@ const MAX_ATTEMPTS = 4;
  * gets its result only after the commit that made it durable, so ack-after-commit holds. Under light load a
  * batch is a single append and nothing waits; under heavy load batches grow and commits are shared.
  *
- * Seq: conversation rows are locked (FOR UPDATE, in id order so batches on different nodes cannot deadlock)
- * before seqs are handed out, so seq order is commit order and a rolled-back batch leaves no gap.
- * Idempotency: keys already stored answer with the stored message; the same key twice in one batch is written
- * once; a key committed by another node in between makes the insert fail, and the batch is retried.
+ * Seq: handed out under the conversation row's lock (see reserveSeqs), so seq order is commit order and a
+ * rolled-back batch leaves no gap.
+ * Idempotency: the same key twice in one batch is written once; a key already stored (or committed by another
+ * node meanwhile) makes the insert fail on the unique index, and the batch is retried looking its keys up, so
+ * those appends answer with the stored message.
  */
 export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
   const queue: Pending[] = [];
@@ -70,14 +71,19 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
   }
 
   async function commit(batch: Pending[]) {
+    // Optimistic about idempotency keys: retries are rare, so a batch first writes without looking them up.
+    // A key already stored makes the insert fail on the unique index; the batch then rolls back and is
+    // written again, looking its keys up first. One round trip less per batch in the usual case.
+    let lookUpKeys = false;
     for (let attempt = 1; ; attempt++) {
       try {
-        const results = await attemptBatch(batch.map((p) => p.request));
+        const results = await attemptBatch(batch.map((p) => p.request), lookUpKeys);
         batch.forEach((p, i) => p.resolve(results[i]!));
         return;
       } catch (err) {
         const retryable =
           err instanceof UniqueConstraintViolationException || err instanceof DeadlockException || err instanceof LockWaitTimeoutException;
+        if (err instanceof UniqueConstraintViolationException) lookUpKeys = true;
         if (retryable && attempt < MAX_ATTEMPTS) continue;
         if (batch.length > 1 && !isDatabaseUnavailable(err)) {
           // One append's failure must not fail the others: commit each on its own, so only the culprit fails.
@@ -90,10 +96,10 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
     }
   }
 
-  async function attemptBatch(requests: AppendRequest[]): Promise<Appended[]> {
+  async function attemptBatch(requests: AppendRequest[], lookUpKeys: boolean): Promise<Appended[]> {
     const em = orm.em.fork();
     const results: (Appended | undefined)[] = new Array(requests.length);
-    const stored = await findStored(em, requests);
+    const stored = lookUpKeys ? await findStored(em, requests) : new Map<string, { message: Message; conversation: Conversation }>();
 
     // The first request of each key writes; the others answer with what it wrote.
     const leaders = new Map<string, number>();
@@ -135,45 +141,36 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
         [JSON.stringify(newUsers)],
       );
     }
-    const locked = new Map<string, { userId: string; lastSeq: number }>();
-    if (existingIds.length) {
-      const rows = await tx.execute<{ id: string; user_id: string; last_seq: string | number }[]>(
-        `select id, user_id, last_seq from conversations
-         where id in (select value::uuid from jsonb_array_elements_text(?::jsonb)) order by id for update`,
-        [JSON.stringify(existingIds)],
-      );
-      for (const row of rows) locked.set(row.id, { userId: row.user_id, lastSeq: Number(row.last_seq) });
-    }
+    const reserved = await reserveSeqs(tx, requests, toWrite, existingIds, now);
 
-    const pendingMessages: [index: number, message: Message, conversationId: string][] = [];
-    const created = new Map<number, Conversation>();
+    const pendingMessages: [index: number, message: Message, conversation: Conversation][] = [];
+    const created = new Set<number>();
     for (const i of toWrite) {
       const r = requests[i]!;
-      let conversationId: string;
+      let conversation: Conversation;
       let seq: number;
       if (r.conversationId) {
-        const conversation = locked.get(r.conversationId);
+        const slot = reserved.get(r.conversationId);
         // Another user's conversation is the same as a missing one.
-        if (!conversation || conversation.userId !== r.userId) {
+        if (!slot || slot.conversation.user !== r.userId) {
           results[i] = { kind: 'not_found' };
           continue;
         }
-        seq = ++conversation.lastSeq;
-        conversationId = r.conversationId;
+        seq = ++slot.lastSeq;
+        conversation = slot.conversation;
       } else {
-        const conversation = tx.create(ConversationSchema, {
+        conversation = tx.create(ConversationSchema, {
           user: r.userId,
           title: r.newConversationTitle,
           lastSeq: 1,
           createdAt: now,
           updatedAt: now,
         });
-        created.set(i, conversation);
+        created.add(i);
         seq = 1;
-        conversationId = conversation.id;
       }
       const message = tx.create(MessageSchema, {
-        conversation: conversationId,
+        conversation: conversation.id,
         userId: r.userId,
         seq,
         role: r.role,
@@ -184,33 +181,52 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
         createdAt: now,
         updatedAt: now,
       });
-      pendingMessages.push([i, message, conversationId]);
-    }
-
-    const touched = [...locked.entries()].filter(([id]) => pendingMessages.some(([, , c]) => c === id));
-    const conversations = new Map<string, Conversation>();
-    if (touched.length) {
-      const rows = await tx.execute<Record<string, unknown>[]>(
-        `update conversations c set last_seq = v.last_seq, updated_at = ?
-         from jsonb_to_recordset(?::jsonb) as v(id uuid, last_seq bigint) where c.id = v.id returning c.*`,
-        [now, JSON.stringify(touched.map(([id, c]) => ({ id, last_seq: c.lastSeq })))],
-      );
-      for (const row of rows) {
-        const conversation = tx.map(ConversationSchema, row);
-        conversations.set(conversation.id, conversation);
-      }
+      pendingMessages.push([i, message, conversation]);
     }
     await tx.flush();
 
-    for (const [i, message, conversationId] of pendingMessages) {
-      const newConversation = created.get(i);
-      results[i] = {
-        kind: 'stored',
-        message,
-        conversation: newConversation ?? conversations.get(conversationId)!,
-        conversationCreated: Boolean(newConversation),
-      };
+    for (const [i, message, conversation] of pendingMessages) {
+      results[i] = { kind: 'stored', message, conversation, conversationCreated: created.has(i) };
     }
+  }
+
+  /**
+   * Hands out seqs: bumps each existing conversation's last_seq by the number of its appends in this batch
+   * (its owner's only) and returns, per conversation, the seq before the batch and the updated row.
+   * The UPDATE's row lock is held until commit, so concurrent batches queue and seq order is commit order.
+   * One conversation, one owner (the usual batch): a single UPDATE. Several: their rows are locked first, in
+   * id order, so batches of different nodes cannot deadlock.
+   */
+  async function reserveSeqs(tx: Em, requests: AppendRequest[], toWrite: number[], ids: string[], now: Date) {
+    const reserved = new Map<string, { lastSeq: number; conversation: Conversation }>();
+    if (ids.length === 0) return reserved;
+    const appendsBy = (id: string, owner: string) => toWrite.filter((i) => requests[i]!.conversationId === id && requests[i]!.userId === owner).length;
+    const owners = new Set(toWrite.filter((i) => requests[i]!.conversationId).map((i) => requests[i]!.userId));
+    let counts: { id: string; userId: string; n: number }[];
+    if (ids.length === 1 && owners.size === 1) {
+      const userId = [...owners][0]!;
+      counts = [{ id: ids[0]!, userId, n: appendsBy(ids[0]!, userId) }];
+    } else {
+      const rows = await tx.execute<{ id: string; user_id: string }[]>(
+        `select id, user_id from conversations
+         where id in (select value::uuid from jsonb_array_elements_text(?::jsonb)) order by id for update`,
+        [JSON.stringify(ids)],
+      );
+      counts = rows.map((row) => ({ id: row.id, userId: row.user_id, n: appendsBy(row.id, row.user_id) })).filter((c) => c.n > 0);
+    }
+    if (counts.length === 0) return reserved;
+    const rows = await tx.execute<Record<string, unknown>[]>(
+      `update conversations c set last_seq = c.last_seq + v.n, updated_at = ?
+       from jsonb_to_recordset(?::jsonb) as v(id uuid, user_id varchar, n bigint)
+       where c.id = v.id and c.user_id = v.user_id returning c.*`,
+      [now, JSON.stringify(counts.map((c) => ({ id: c.id, user_id: c.userId, n: c.n })))],
+    );
+    for (const row of rows) {
+      const conversation = tx.map(ConversationSchema, row);
+      const n = counts.find((c) => c.id === conversation.id)!.n;
+      reserved.set(conversation.id, { lastSeq: Number(conversation.lastSeq) - n, conversation });
+    }
+    return reserved;
   }
 
   /** Messages already stored under the batch's idempotency keys, with their conversations. */
