@@ -38,6 +38,7 @@ const EnvSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: int(10_000, 0),
   REDIS_ADAPTER: z.enum(['classic', 'sharded']).default('classic'),
   REDIS_PREFIX: z.string().min(1).max(100).default('chat'),
+  APPEND_CONCURRENCY: int(1, 1),
   REPLY_STALE_MS: int(15_000, 500),
   CHAT_TIMEOUT_MS: int(60_000, 1),
 });
@@ -71,6 +72,8 @@ export interface GatewayConfig {
   metricsToken?: string;
   logLevel: Env['LOG_LEVEL'];
   dbPoolMax: number;
+  /** Append transactions in flight at once per node (group commit: each takes every append queued when it starts). */
+  appendConcurrency: number;
   limits: {
     sendRate: number;
     sendRateWindowS: number;
@@ -126,6 +129,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, makeDemoSecret?
     metricsToken: e.METRICS_TOKEN,
     logLevel: e.LOG_LEVEL,
     dbPoolMax: e.DB_POOL_MAX,
+    appendConcurrency: e.APPEND_CONCURRENCY,
     limits: {
       sendRate: e.SEND_RATE_LIMIT,
       sendRateWindowS: e.SEND_RATE_WINDOW_S,

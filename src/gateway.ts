@@ -14,7 +14,7 @@ import { initOrm, pingDatabase, type Orm } from './db/orm.ts';
 import { createHttpApp } from './http/app.ts';
 import type { ReadinessCheck } from './http/ops.routes.ts';
 import { createSendLimiter } from './limits/send-limiter.ts';
-import { createMessageService } from './messages/message.service.ts';
+import { createMessageService, DEFAULT_BATCHING } from './messages/message.service.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { createRedisClients, pingRedis } from './realtime/redis.ts';
@@ -70,7 +70,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     redis: redis?.commands,
     prefix: config.redisPrefix,
   });
-  const messages = createMessageService(deps);
+  const messages = createMessageService({ ...deps, batching: { ...DEFAULT_BATCHING, concurrency: config.appendConcurrency } });
   const assistant = createAssistant({
     provider: options.provider ?? providerFor(config),
     messages,
