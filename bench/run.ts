@@ -19,7 +19,7 @@ import type { LoadReport } from './loadtest/report.ts';
 import { measureSocketMemory, type MemoryResult } from './memory/run.ts';
 
 const STEP_S = Number(process.env.BENCH_STEP_S ?? 8);
-const RATES = (process.env.BENCH_RATES ?? '250,500,1000,1500,2000,2500,3000,3500,4000,5000,6000').split(',').map(Number);
+const RATES = (process.env.BENCH_RATES ?? '250,500,1000,1500,2000,2500,3000,3500,4000,5000,6000,8000,10000').split(',').map(Number);
 const SOCKETS = Number(process.env.BENCH_SOCKETS ?? 19_000);
 const ADAPTERS = (process.env.BENCH_ADAPTERS ?? 'classic').split(',') as ('classic' | 'sharded')[];
 const FANOUT_P99_LIMIT_MS = 100;
