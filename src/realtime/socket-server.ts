@@ -154,7 +154,17 @@ export type Realtime = ReturnType<typeof createRealtime>;
  * object, which stays subscribed to the TCP close. Letting both go saves a few KB per idle socket, and
  * per-socket memory is what decides how many tabs a node can hold.
  */
-const EMPTY: Record<string, never> = Object.freeze({});
+const RELEASED_HANDSHAKE: ChatSocket['handshake'] = Object.freeze({
+  headers: Object.freeze({}),
+  time: '',
+  address: '',
+  xdomain: false,
+  secure: false,
+  issued: 0,
+  url: '',
+  query: Object.freeze({}),
+  auth: Object.freeze({}),
+}) as ChatSocket['handshake'];
 
 function releaseHandshake(socket: ChatSocket, upgradeResponses: WeakMap<object, { req: unknown }>) {
   const conn = socket.conn as unknown as { request: object | null };
@@ -163,9 +173,8 @@ function releaseHandshake(socket: ChatSocket, upgradeResponses: WeakMap<object, 
   const response = request ? upgradeResponses.get(request) : undefined;
   // Its only later use is to re-emit the TCP close; it no longer needs the request.
   if (response) response.req = null;
-  socket.handshake.headers = EMPTY as typeof socket.handshake.headers;
-  socket.handshake.auth = EMPTY;
-  socket.handshake.query = EMPTY as typeof socket.handshake.query;
+  // The handshake record (headers, token, time, url, address) is read by nothing after authentication.
+  (socket as { handshake: unknown }).handshake = RELEASED_HANDSHAKE;
 }
 
 function refusal(code: ConnectErrorData['code'], message: string): Error {
