@@ -1,6 +1,7 @@
 import { DeadlockException, LockWaitTimeoutException, UniqueConstraintViolationException } from '@mikro-orm/core';
 import { ConversationSchema, type Conversation } from '../conversations/conversation.entity.ts';
 import { isDatabaseUnavailable } from '../db/errors.ts';
+import { ErrorCode, GatewayError } from '../shared/errors.ts';
 import type { Em, Orm } from '../db/orm.ts';
 import { MessageSchema, type Message, type MessageRole, type MessageStatus } from './message.entity.ts';
 
@@ -32,6 +33,8 @@ export interface BatcherOptions {
   concurrency: number;
   /** Most appends in one transaction. */
   maxBatch: number;
+  /** Most appends waiting for a transaction; past it a send is refused at once rather than queued for seconds. */
+  maxQueued: number;
 }
 
 const MAX_ATTEMPTS = 4;
@@ -53,6 +56,10 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
   let inFlight = 0;
 
   function append(request: AppendRequest): Promise<Appended> {
+    if (queue.length >= options.maxQueued) {
+      // Overloaded: a client waiting past its ack timeout would retry on top of the backlog.
+      return Promise.reject(new GatewayError(ErrorCode.UNAVAILABLE, 'the gateway is overloaded; retry shortly', { retryAfterMs: 1000 }));
+    }
     return new Promise((resolve, reject) => {
       queue.push({ request, resolve, reject });
       pump();

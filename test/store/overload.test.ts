@@ -1,0 +1,46 @@
+// Under overload, appends past the queue bound are refused at once with UNAVAILABLE instead of waiting for
+// seconds; the ones accepted are stored with gap-free seqs, and nothing refused is stored.
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createMessageService } from '../../src/messages/message.service.ts';
+import { GatewayError } from '../../src/shared/errors.ts';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { startGateway, type StartedGateway } from '../helpers/gateway.ts';
+
+let db: TestDatabase;
+let node: StartedGateway;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  node = await startGateway({ DATABASE_URL: db.url });
+});
+
+afterAll(async () => {
+  await node?.close();
+  await db?.drop();
+});
+
+it('refuses appends past the queue bound with UNAVAILABLE and stores exactly the accepted ones', async () => {
+  const { orm, log, metrics, services } = node.gateway;
+  // One transaction at a time, one append per transaction, at most 5 waiting: 40 at once must overflow.
+  const messages = createMessageService({ orm, log, metrics, batching: { concurrency: 1, maxBatch: 1, maxQueued: 5 } });
+  const userId = 'overload-user';
+  const { conversation } = (await services.conversations.create(userId, {})).data;
+  const results = await Promise.allSettled(
+    Array.from({ length: 40 }, (_, i) => messages.append(userId, { conversationId: conversation.id, content: `m${i}`, clientMessageId: `o-${i}` })),
+  );
+  const accepted = results.filter((r) => r.status === 'fulfilled');
+  const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  expect(refused.length).toBeGreaterThan(0);
+  for (const r of refused) {
+    expect(r.reason).toBeInstanceOf(GatewayError);
+    expect((r.reason as GatewayError).code).toBe('UNAVAILABLE');
+    expect((r.reason as GatewayError).retryAfterMs).toBeGreaterThan(0);
+  }
+  const stored = await db.query<{ seq: string; client_message_id: string }>(
+    'select seq, client_message_id from messages where conversation_id = $1 order by seq',
+    [conversation.id],
+  );
+  expect(stored.map((r) => Number(r.seq))).toEqual(Array.from({ length: accepted.length }, (_, i) => i + 1));
+  const acceptedIds = accepted.map((r) => (r as PromiseFulfilledResult<{ data: { message: { clientMessageId: string | null } } }>).value.data.message.clientMessageId);
+  expect(new Set(stored.map((r) => r.client_message_id))).toEqual(new Set(acceptedIds));
+});
