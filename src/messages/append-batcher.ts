@@ -96,7 +96,7 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
           // One append's failure must not fail the others: commit each on its own, so only the culprit fails.
           await Promise.all(batch.map((p) => commit([p])));
         } else {
-          batch[0]!.reject(err);
+          for (const p of batch) p.reject(err);
         }
         return;
       }

@@ -5,6 +5,7 @@ import { api, createConversation, expectError, postMessage } from '../helpers/ap
 import { ADMIN_URL, adminQuery, CHECK_APP_NAME, createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { startGateway, type StartedGateway } from '../helpers/gateway.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
+import { toGatewayError } from '../../src/db/errors.ts';
 
 let db: TestDatabase;
 let gw: StartedGateway;
@@ -101,6 +102,14 @@ describe('while the database is unreachable', () => {
     const write = await client.post(`/api/conversations/${conversationId}/messages`, { content: 'during outage', clientMessageId: 'outage-1' });
     expectError(write, 503, 'UNAVAILABLE');
     expect(Number(write.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    // Sends submitted together share a group-commit batch: every one of them must be answered (none may hang,
+    // which the test timeout would show) and with UNAVAILABLE.
+    const burst = await Promise.allSettled(
+      Array.from({ length: 12 }, (_, i) =>
+        node.gateway.services.messages.append('outage-user', { conversationId, content: `burst ${i}`, clientMessageId: `outage-burst-${i}` }),
+      ),
+    );
+    expect(burst.map((r) => (r.status === 'rejected' ? toGatewayError(r.reason).code : 'stored'))).toEqual(Array(12).fill('UNAVAILABLE'));
     expectError(await client.post('/api/conversations', { title: 'during outage' }), 503, 'UNAVAILABLE');
     expectError(await client.get('/api/conversations'), 503, 'UNAVAILABLE');
     expectError(await client.get(`/api/conversations/${conversationId}/messages`), 503, 'UNAVAILABLE');
