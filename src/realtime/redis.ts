@@ -21,8 +21,10 @@ export interface RedisClients {
 export function createRedisClients(url: string, log: Logger, metrics: Metrics): RedisClients {
   const base = { maxRetriesPerRequest: 1, retryStrategy: (times: number) => Math.min(times * 200, 2000) };
   const pub = guardPublishes(new Redis(url, { ...base, enableOfflineQueue: false, connectionName: 'chat-pub' }), log, metrics);
-  // The subscriber keeps its queue: it only ever holds the few SUBSCRIBE commands of start-up.
-  const sub = new Redis(url, { ...base, connectionName: 'chat-sub' });
+  // The subscriber keeps its queue and waits for Redis however long it takes: it only ever holds the adapter's
+  // few SUBSCRIBE commands of start-up (the sharded adapter runs in static mode for this), and dropping one
+  // would leave the node deaf to the others for good, or end it (the adapter does not catch the rejection).
+  const sub = new Redis(url, { ...base, maxRetriesPerRequest: null, connectionName: 'chat-sub' });
   const commands = new Redis(url, { ...base, enableOfflineQueue: false, connectionName: 'chat-cmd' });
   for (const [name, client] of Object.entries({ pub, sub, commands })) {
     let down = false;
@@ -41,7 +43,9 @@ export function createRedisClients(url: string, log: Logger, metrics: Metrics): 
     sub,
     commands,
     async close() {
-      await Promise.allSettled([pub.quit(), sub.quit(), commands.quit()]);
+      // QUIT waits for a connection; while Redis is away there is none to wait for, so the wait is bounded.
+      const quits = Promise.allSettled([pub.quit(), sub.quit(), commands.quit()]);
+      await Promise.race([quits, new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
       pub.disconnect();
       sub.disconnect();
       commands.disconnect();

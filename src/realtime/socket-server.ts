@@ -51,7 +51,7 @@ export function createRealtime(httpServer: HttpServer, o: RealtimeOptions) {
   if (o.redis) {
     io.adapter(
       o.redisAdapter === 'sharded'
-        ? createShardedAdapter(o.redis.pub, o.redis.sub, { channelPrefix: o.redisPrefix })
+        ? createShardedAdapter(o.redis.pub, o.redis.sub, { channelPrefix: o.redisPrefix, subscriptionMode: 'static' })
         : createAdapter(o.redis.pub, o.redis.sub, { key: o.redisPrefix, requestsTimeout: REMOTE_STOP_TIMEOUT_MS }),
     );
   }
