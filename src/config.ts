@@ -39,7 +39,8 @@ const EnvSchema = z.object({
   REDIS_ADAPTER: z.enum(['classic', 'sharded']).default('classic'),
   REDIS_PREFIX: z.string().min(1).max(100).default('chat'),
   APPEND_CONCURRENCY: int(1, 1),
-  REPLY_STALE_MS: int(15_000, 500),
+  // A dead node's reply must be marked failed within 30 s; the sweep runs every third of this bound.
+  REPLY_STALE_MS: int(15_000, 500).pipe(z.number().max(22_000)),
   CHAT_TIMEOUT_MS: int(60_000, 1),
 });
 

@@ -133,6 +133,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     metrics,
     log,
     services,
+    isClosing: () => closing,
   });
   assistant.startSweeper();
 

@@ -52,13 +52,27 @@ export function createAssistant(deps: AssistantDeps) {
     });
     const message = created.data.message;
     if (created.data.duplicate) return running.get(message.id)?.done ?? message;
-    deps.publish(created.broadcasts);
-    const turns = await context(userId, message);
+    // Registered before anything else is awaited, so a stop arriving meanwhile reaches it here.
     const reply = new Reply({ userId, message, provider, store: deps.store, publish: deps.publish, log: deps.log, timing, startedAt, metrics: deps.metrics });
     running.set(message.id, reply);
-    reply.start(turns);
     reply.done.finally(() => running.delete(message.id));
+    deps.publish(created.broadcasts);
+    const turns = await context(userId, message).catch((err: Error) => {
+      deps.log.warn({ messageId: message.id, err: err.message }, 'reply context unavailable; answering the message alone');
+      return [{ role: 'user' as const, content: userMessage.content }];
+    });
+    reply.start(turns);
     return reply.done;
+  }
+
+  /** Every reply from its first step (storing its row) to its end, so shutdown can wait for all of them. */
+  const replies = new Set<Promise<unknown>>();
+  function tracked(userId: string, userMessage: MessageDto): Promise<MessageDto | undefined> {
+    const promise = replyTo(userId, userMessage);
+    replies.add(promise);
+    const forget = () => replies.delete(promise);
+    promise.then(forget, forget);
+    return promise;
   }
 
   async function context(userId: string, reply: MessageDto): Promise<ChatTurn[]> {
@@ -79,7 +93,8 @@ export function createAssistant(deps: AssistantDeps) {
     });
     if (remote) return remote;
     // No node runs it any more: end it here with the text saved so far.
-    const ended = await deps.store.finish(messageId, 'stopped', { ...message.metadata });
+    const processingTimeMs = Date.now() - Date.parse(message.createdAt);
+    const ended = await deps.store.finish(messageId, 'stopped', { ...message.metadata, processingTimeMs });
     if (ended) deps.publish([{ userId, event: 'message:updated', payload: { message: ended } }]);
     return ended ?? (await deps.store.find(userId, messageId)) ?? message;
   }
@@ -103,7 +118,7 @@ export function createAssistant(deps: AssistantDeps) {
   }
 
   return {
-    replyTo,
+    replyTo: tracked,
     stop,
     stopIfRunningHere,
     /** How this node reaches the others for a stop (set by the realtime layer when Redis connects nodes). */
@@ -123,7 +138,7 @@ export function createAssistant(deps: AssistantDeps) {
       clearInterval(sweeper);
       // A sweep still running holds a database connection; closing the pool under it would hang.
       await sweeping;
-      const all = () => Promise.allSettled([...running.values()].map((r) => r.done));
+      const all = () => Promise.allSettled([...replies]);
       await Promise.race([all(), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
       for (const reply of running.values()) reply.stop('shutdown');
       await all();

@@ -23,7 +23,7 @@ export interface ReplyDeps {
   log: Logger;
   metrics: Metrics;
   timing: ReplyTiming;
-  /** When the user message was committed: the origin of the latency metrics. */
+  /** When the reply was asked for, right after the user message was committed and acknowledged: the origin of processingTimeMs and the latency metrics. */
   startedAt: number;
 }
 

@@ -34,7 +34,8 @@ export function createTokenVerifier(auth: AuthConfig) {
       if (err instanceof jwt.TokenExpiredError) {
         throw new GatewayError(ErrorCode.TOKEN_EXPIRED, 'the token has expired');
       }
-      throw new GatewayError(ErrorCode.UNAUTHORIZED, `the token was refused: ${(err as Error).message}`);
+      // A fixed text: jsonwebtoken's own (e.g. "jwt audience invalid. expected: …") would reveal the configuration.
+      throw new GatewayError(ErrorCode.UNAUTHORIZED, 'the token was refused');
     }
     const claims = ClaimsSchema.safeParse(payload);
     if (!claims.success) {

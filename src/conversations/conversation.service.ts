@@ -12,8 +12,6 @@ export interface ServiceDeps {
   log: Logger;
 }
 
-export const MAX_TITLE_CHARS = 200;
-
 /** Conversations of one user: every operation is its own unit of work on a fresh fork. */
 export function createConversationService({ orm, log }: ServiceDeps) {
   async function get(userId: string, conversationId: string): Promise<ConversationDto> {

@@ -1,4 +1,3 @@
-import { ConversationSchema } from '../conversations/conversation.entity.ts';
 import { refusedAccess, type ServiceDeps } from '../conversations/conversation.service.ts';
 import { createAppendBatcher, type BatcherOptions } from './append-batcher.ts';
 import { audit } from '../observability/logger.ts';
@@ -6,7 +5,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { Broadcast, Outcome } from '../shared/broadcast.ts';
 import { conversationFromRow, messageFromRow, toConversationDto, toMessageDto } from '../shared/dto.ts';
 import type { ConversationDto, MessageDto } from '../shared/events.ts';
-import { MessageSchema, type MessageRole, type MessageStatus } from './message.entity.ts';
+import type { MessageRole, MessageStatus } from './message.entity.ts';
 
 export interface AppendInput {
   /** Absent: a new conversation is started, titled from the content. */
@@ -106,22 +105,7 @@ export function createMessageService({ orm, log, metrics, batching = DEFAULT_BAT
     return { conversation: conversationFromRow(rows[0]!, 'c_'), messages, hasMore };
   }
 
-  /** Updates a message's text, status and metadata (the assistant's reply as it grows and ends). */
-  async function update(
-    userId: string,
-    messageId: string,
-    changes: { content?: string; status?: MessageStatus; metadata?: Record<string, unknown> | null },
-    onlyIfStatus?: MessageStatus,
-  ): Promise<MessageDto | undefined> {
-    const em = orm.em.fork();
-    const message = await em.findOne(MessageSchema, { id: messageId, userId, ...(onlyIfStatus ? { status: onlyIfStatus } : {}) });
-    if (!message) return undefined;
-    em.assign(message, { ...changes, updatedAt: new Date() });
-    await em.flush();
-    return toMessageDto(message);
-  }
-
-  return { append, history, update };
+  return { append, history };
 }
 
 export type MessageService = ReturnType<typeof createMessageService>;

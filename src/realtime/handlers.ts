@@ -20,6 +20,8 @@ export interface HandlerDeps {
   log: Logger;
   /** Counts handlers in flight, so shutdown can wait for their units of work. */
   inflight: { count: number };
+  /** True once shutdown has begun: new sends (and so new replies) go to another node. */
+  isClosing: () => boolean;
 }
 
 /** What a handler hands back: the ack's data, and what to do once the ack is sent (broadcasts, the assistant). */
@@ -53,6 +55,9 @@ export function createDispatcher(deps: HandlerDeps): (this: ChatSocket, event: s
       return { data: outcome.data, after: () => services.publish(outcome.broadcasts) };
     },
     'message:send': async (socket, p) => {
+      if (deps.isClosing()) {
+        throw new GatewayError(ErrorCode.UNAVAILABLE, 'this node is shutting down; retry and you will reach another', { retryAfterMs: 500 });
+      }
       const userId = socket.data.userId;
       const outcome = await services.sendUserMessage(userId, p);
       const { message, conversation } = outcome.data;

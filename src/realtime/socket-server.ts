@@ -1,4 +1,5 @@
-import { ServerResponse, type Server as HttpServer } from 'node:http';
+import { ServerResponse, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter';
 import { Server } from 'socket.io';
 import type { Assistant } from '../assistant/assistant.ts';
@@ -31,6 +32,7 @@ export interface RealtimeOptions {
   metrics: Metrics;
   log: Logger;
   services: Services;
+  isClosing: () => boolean;
 }
 
 /** The Socket.IO side of the gateway: namespace /chat, its handshake, its handlers and its fan-out. */
@@ -47,6 +49,11 @@ export function createRealtime(httpServer: HttpServer, o: RealtimeOptions) {
       callback(allowed ? null : 'origin not allowed', allowed);
     },
     serveClient: false,
+  });
+  // Engine.IO answers a refused WebSocket upgrade with 400; a foreign Origin must get 403 whatever the
+  // transport, so upgrades are judged here first (Engine.IO's own listener then finds the socket closed).
+  httpServer.prependListener('upgrade', (req: IncomingMessage, socket: Duplex) => {
+    if (!isOriginAllowed(req, o.corsOrigins)) socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
   });
   if (o.redis) {
     io.adapter(
@@ -72,6 +79,7 @@ export function createRealtime(httpServer: HttpServer, o: RealtimeOptions) {
     services: o.services,
     schemas: commandSchemas(o.maxMessageChars),
     inflight,
+    isClosing: o.isClosing,
     verifyToken: o.verifyToken,
     assistant: o.assistant,
     metrics: o.metrics,

@@ -24,7 +24,10 @@ export const renameTitle = text()
   .transform((t) => (t ? t : null));
 /** Optional on create. */
 export const title = renameTitle.optional().transform((t) => t ?? null);
-export const clientMessageId = text().pipe(z.string().min(1).max(100));
+/** `assistant:` is reserved: the assistant's reply to a message carries `assistant:<message id>`. */
+export const clientMessageId = text()
+  .pipe(z.string().min(1).max(100))
+  .refine((id) => !id.startsWith('assistant:'), 'must not start with "assistant:" (reserved)');
 /** Sequence numbers: non-negative integers; query strings arrive as text. */
 export const seq = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 

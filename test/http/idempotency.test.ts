@@ -1,7 +1,7 @@
 // A client retrying a POST after a lost answer must not create a second message: Idempotency-Key
 // (or clientMessageId in the body) makes the repeat return the stored message with 200.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, createConversation, type Api } from '../helpers/api.ts';
+import { api, expectError, createConversation, type Api } from '../helpers/api.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { startGateway, type StartedGateway } from '../helpers/gateway.ts';
 
@@ -39,6 +39,15 @@ describe('POST /api/conversations/:id/messages with Idempotency-Key', () => {
     expect(await rowsFor(c.id)).toEqual([{ id: first.body.message.id, seq: '1', client_message_id: 'req-1' }]);
     const [conv] = await db.query<{ last_seq: string }>('select last_seq from conversations where id = $1', [c.id]);
     expect(conv!.last_seq).toBe('1');
+  });
+
+  it('refuses keys in the reserved assistant: namespace, so a client cannot pre-empt a reply', async () => {
+    const c = await createConversation(alice, 'reserved');
+    const bodyKey = await alice.post(`/api/conversations/${c.id}/messages`, { content: 'x', clientMessageId: 'assistant:abc' });
+    expectError(bodyKey, 400, 'VALIDATION');
+    const headerKey = await alice.post(`/api/conversations/${c.id}/messages`, { content: 'x' }, { headers: { 'Idempotency-Key': 'assistant:abc' } });
+    expectError(headerKey, 400, 'VALIDATION');
+    expect(await rowsFor(c.id)).toEqual([]);
   });
 
   it('treats the body\'s clientMessageId and the header as the same key', async () => {

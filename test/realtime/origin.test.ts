@@ -1,5 +1,6 @@
 // The Origin allow-list is enforced at the handshake itself (allowRequest), for polling and WebSocket alike,
 // before the token is looked at: a foreign page cannot open a socket even with a valid token.
+import { connect } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type Cluster, type ClusterNode } from '../helpers/cluster.ts';
 import { closeAllTabs, connectError, connectTab } from '../helpers/sockets.ts';
@@ -43,6 +44,24 @@ describe('with CORS_ORIGINS=http://allowed.example', () => {
     expect(err.data?.code).toBeUndefined();
     // 'null' (sandboxed frames, file: pages) is not on the list either.
     expect((await handshake(listed, 'null')).status).toBe(403);
+  });
+
+  it('a WebSocket upgrade from a foreign Origin is answered 403 too; the listed Origin gets 101', async () => {
+    const firstLine = (origin: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(new URL(listed.url).port), '127.0.0.1');
+        socket.once('error', reject);
+        socket.once('data', (data) => {
+          resolve(data.toString().split('\r\n')[0]!);
+          socket.destroy();
+        });
+        socket.write(
+          `GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: ${new URL(listed.url).host}\r\nOrigin: ${origin}\r\n` +
+            'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+        );
+      });
+    expect(await firstLine(EVIL)).toBe('HTTP/1.1 403 Forbidden');
+    expect(await firstLine(ALLOWED)).toBe('HTTP/1.1 101 Switching Protocols');
   });
 
   it('the listed Origin connects (and gets the CORS headers); without a token it is judged by the token: UNAUTHORIZED', async () => {
