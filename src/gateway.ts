@@ -20,6 +20,7 @@ import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { createRedisClients, pingRedis } from './realtime/redis.ts';
 import { createRealtime, type Realtime } from './realtime/socket-server.ts';
 import type { Broadcast } from './shared/broadcast.ts';
+import { waitAtMost } from './shared/time-bounds.ts';
 import type { Services } from './services.ts';
 import { createUserService } from './users/user.service.ts';
 
@@ -151,7 +152,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     httpServer.closeAllConnections();
     await redis?.close();
     // Bounded: a pool still opening its first connection can keep close() waiting for good.
-    await Promise.race([orm.close(true), sleep(Math.max(1000, deadline - Date.now()))]);
+    await waitAtMost(orm.close(true), Math.max(1000, deadline - Date.now()));
     log.info('shut down');
   }
 

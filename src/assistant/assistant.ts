@@ -3,6 +3,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { MessageService } from '../messages/message.service.ts';
 import type { Publisher } from '../shared/broadcast.ts';
 import { notFound } from '../shared/errors.ts';
+import { waitAtMost } from '../shared/time-bounds.ts';
 import type { MessageDto } from '../shared/events.ts';
 import type { AssistantProvider, ChatTurn } from './provider.ts';
 import { Reply, type ReplyTiming } from './reply.ts';
@@ -139,7 +140,7 @@ export function createAssistant(deps: AssistantDeps) {
       // A sweep still running holds a database connection; closing the pool under it would hang.
       await sweeping;
       const all = () => Promise.allSettled([...replies]);
-      await Promise.race([all(), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
+      await waitAtMost(all(), timeoutMs);
       for (const reply of running.values()) reply.stop('shutdown');
       await all();
     },

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { identityOf } from '../http/auth.ts';
 import type { Services } from '../services.ts';
 import { ErrorCode, GatewayError } from '../shared/errors.ts';
-import type { MessageDto } from '../shared/events.ts';
+import { withTimeout } from '../shared/time-bounds.ts';
 import { clientMessageId, contentSchema, conversationId, parse } from '../shared/validation.ts';
 
 /**
@@ -25,7 +25,11 @@ export function chatRoutes(api: Router, o: { services: Services; maxMessageChars
       content: body.message,
       clientMessageId: key === undefined ? null : parse(clientMessageId, key),
     });
-    const reply = await withTimeout(o.services.announceUserMessage(userId, outcome), o.timeoutMs);
+    const reply = await withTimeout(
+      o.services.announceUserMessage(userId, outcome),
+      o.timeoutMs,
+      () => new GatewayError(ErrorCode.TIMEOUT, 'the assistant did not answer in time; the reply goes on in the open tabs'),
+    );
     if (reply?.status === 'failed') {
       throw new GatewayError(ErrorCode.UNAVAILABLE, 'the assistant could not answer', { retryAfterMs: 1000 });
     }
@@ -34,16 +38,4 @@ export function chatRoutes(api: Router, o: { services: Services; maxMessageChars
 
   api.post('/chat', handle);
   api.post('/:userId/chat', handle);
-}
-
-async function withTimeout(reply: Promise<MessageDto | undefined>, ms: number): Promise<MessageDto | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new GatewayError(ErrorCode.TIMEOUT, 'the assistant did not answer in time; the reply goes on in the open tabs')), ms);
-  });
-  try {
-    return await Promise.race([reply, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

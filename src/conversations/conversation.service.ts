@@ -25,7 +25,7 @@ export function createConversationService({ orm, log }: ServiceDeps) {
   async function create(userId: string, input: { title?: string | null }): Promise<Outcome<{ conversation: ConversationDto }>> {
     const em = orm.em.fork();
     const conversation = await em.transactional(async (tx) => {
-      await ensureUser(tx, userId);
+      await ensureUsers(tx, [userId]);
       const now = new Date();
       const c = tx.create(ConversationSchema, { user: userId, title: input.title ?? null, lastSeq: 0, createdAt: now, updatedAt: now });
       await tx.flush();
@@ -82,9 +82,16 @@ export function createConversationService({ orm, log }: ServiceDeps) {
 
 export type ConversationService = ReturnType<typeof createConversationService>;
 
-/** Users are upserted on first write; nothing else creates them. */
-export async function ensureUser(em: Em, userId: string): Promise<void> {
-  await em.execute('insert into users (id, created_at) values (?, now()) on conflict (id) do nothing', [userId]);
+/**
+ * Users are upserted on first write; nothing else creates them. Inserted in sorted order, so that transactions
+ * creating the same users at once always take their locks in the same order.
+ */
+export async function ensureUsers(em: Em, userIds: string[]): Promise<void> {
+  if (userIds.length === 0) return;
+  await em.execute(
+    'insert into users (id, created_at) select id, now() from jsonb_array_elements_text(?::jsonb) as u(id) on conflict (id) do nothing',
+    [JSON.stringify([...new Set(userIds)].sort())],
+  );
 }
 
 /** Logs a refused or missing access (it may be a probe of another user's ids) and returns the NOT_FOUND to throw. */

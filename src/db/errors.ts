@@ -1,4 +1,6 @@
 import { ConnectionException, DriverException, LockWaitTimeoutException } from '@mikro-orm/core';
+import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import { ErrorCode, GatewayError } from '../shared/errors.ts';
 
 // Node socket errors and pg's own messages when the server is gone or the pool cannot connect in time.
@@ -25,8 +27,20 @@ export function toGatewayError(err: unknown): GatewayError {
   return new GatewayError(ErrorCode.INTERNAL, 'internal error', { cause: err });
 }
 
-export function dbErrorKind(err: unknown): string | undefined {
+function dbErrorKind(err: unknown): string | undefined {
   if (isDatabaseUnavailable(err)) return 'unavailable';
   if (err instanceof DriverException) return 'driver';
   return undefined;
+}
+
+/**
+ * The one place a failure of either door (socket ack, REST response) becomes a wire error: database failures
+ * are counted, and what is not the client's doing (INTERNAL, UNAVAILABLE) is logged with its context.
+ */
+export function reportFailure(err: unknown, d: { log: Logger; metrics: Metrics }, context: Record<string, unknown>, message: string): GatewayError {
+  const error = toGatewayError(err);
+  const kind = dbErrorKind(err);
+  if (kind) d.metrics.dbErrors.inc({ kind });
+  if (error.code === ErrorCode.INTERNAL || error.code === ErrorCode.UNAVAILABLE) d.log.error({ err, ...context }, message);
+  return error;
 }

@@ -1,6 +1,7 @@
 import { MikroORM, type EntityManager } from '@mikro-orm/sql';
 import pg from 'pg';
 import type { Logger } from '../observability/logger.ts';
+import { withTimeout } from '../shared/time-bounds.ts';
 import { ormConfig, type DatabaseOptions } from './orm-config.ts';
 
 export type Orm = MikroORM;
@@ -49,13 +50,5 @@ async function migrateUnderLock(options: DatabaseOptions, log: Logger) {
 
 /** A cheap round trip for /readyz, bounded so a dead database answers quickly. */
 export async function pingDatabase(orm: Orm, timeoutMs = 1500): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error('database ping timed out')), timeoutMs);
-  });
-  try {
-    await Promise.race([orm.em.fork().execute('select 1'), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+  await withTimeout(orm.em.fork().execute('select 1'), timeoutMs, () => new Error('database ping timed out'));
 }

@@ -1,8 +1,7 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { toGatewayError } from '../db/errors.ts';
+import { reportFailure } from '../db/errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { dbErrorKind } from '../db/errors.ts';
 import { ErrorCode, GatewayError, type ErrorCode as Code } from '../shared/errors.ts';
 
 export const HTTP_STATUS: Record<Code, number> = {
@@ -22,13 +21,7 @@ export const HTTP_STATUS: Record<Code, number> = {
 /** The one place where errors become HTTP responses: `{ error: { code, message } }`. */
 export function errorHandler(log: Logger, metrics: Metrics): ErrorRequestHandler {
   return (err, req, res, _next) => {
-    const bodyError = bodyParserError(err);
-    const error = bodyError ?? toGatewayError(err);
-    const kind = dbErrorKind(err);
-    if (kind) metrics.dbErrors.inc({ kind });
-    if (error.code === ErrorCode.INTERNAL || error.code === ErrorCode.UNAVAILABLE) {
-      log.error({ err, method: req.method, path: req.path }, 'request failed');
-    }
+    const error = bodyParserError(err) ?? reportFailure(err, { log, metrics }, { method: req.method, path: req.path }, 'request failed');
     if (error.retryAfterMs !== undefined) res.setHeader('Retry-After', Math.ceil(error.retryAfterMs / 1000));
     res.status(HTTP_STATUS[error.code]).json({ error: error.toWire() });
   };

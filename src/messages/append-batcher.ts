@@ -1,5 +1,6 @@
 import { DeadlockException, LockWaitTimeoutException, UniqueConstraintViolationException } from '@mikro-orm/core';
 import { ConversationSchema, type Conversation } from '../conversations/conversation.entity.ts';
+import { ensureUsers } from '../conversations/conversation.service.ts';
 import { isDatabaseUnavailable } from '../db/errors.ts';
 import { ErrorCode, GatewayError } from '../shared/errors.ts';
 import type { Em, Orm } from '../db/orm.ts';
@@ -141,13 +142,7 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
     const existingIds = [...new Set(toWrite.map((i) => requests[i]!.conversationId).filter((id): id is string => Boolean(id)))].sort();
 
     // Users first, then conversations, each in sorted order: a fixed lock order across all batches.
-    const newUsers = [...new Set(newOnes.map((i) => requests[i]!.userId))].sort();
-    if (newUsers.length) {
-      await tx.execute(
-        'insert into users (id, created_at) select id, now() from jsonb_array_elements_text(?::jsonb) as u(id) on conflict (id) do nothing',
-        [JSON.stringify(newUsers)],
-      );
-    }
+    await ensureUsers(tx, newOnes.map((i) => requests[i]!.userId));
     const reserved = await reserveSeqs(tx, requests, toWrite, existingIds, now);
 
     const pendingMessages: [index: number, message: Message, conversation: Conversation][] = [];

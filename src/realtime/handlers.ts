@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import type { Assistant } from '../assistant/assistant.ts';
 import type { TokenVerifier } from '../auth/jwt.ts';
-import { dbErrorKind, toGatewayError } from '../db/errors.ts';
+import { reportFailure } from '../db/errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Services } from '../services.ts';
@@ -123,12 +123,7 @@ async function answer(
     result = { ok: true, data: handled.data };
     after = handled.after;
   } catch (err) {
-    const error = toGatewayError(err);
-    const kind = dbErrorKind(err);
-    if (kind) deps.metrics.dbErrors.inc({ kind });
-    if (error.code === ErrorCode.INTERNAL || error.code === ErrorCode.UNAVAILABLE) {
-      deps.log.error({ err, event: label, userId: socket.data.userId }, 'socket command failed');
-    }
+    const error = reportFailure(err, deps, { event: label, userId: socket.data.userId }, 'socket command failed');
     result = { ok: false, error: error.toWire() };
   } finally {
     deps.inflight.count--;

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import { waitAtMost, withTimeout } from '../shared/time-bounds.ts';
 
 export interface RedisClients {
   /** Publishes adapter broadcasts; never queues while Redis is away. */
@@ -44,8 +45,7 @@ export function createRedisClients(url: string, log: Logger, metrics: Metrics): 
     commands,
     async close() {
       // QUIT waits for a connection; while Redis is away there is none to wait for, so the wait is bounded.
-      const quits = Promise.allSettled([pub.quit(), sub.quit(), commands.quit()]);
-      await Promise.race([quits, new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
+      await waitAtMost(Promise.allSettled([pub.quit(), sub.quit(), commands.quit()]), 1000);
       pub.disconnect();
       sub.disconnect();
       commands.disconnect();
@@ -67,15 +67,5 @@ function guardPublishes(client: Redis, log: Logger, metrics: Metrics): Redis {
 }
 
 export async function pingRedis(client: Redis, timeoutMs = 1500): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      client.ping(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error('redis ping timed out')), timeoutMs);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+  await withTimeout(client.ping(), timeoutMs, () => new Error('redis ping timed out'));
 }
