@@ -5,8 +5,8 @@ import { createHmac, generateKeyPairSync, sign as cryptoSign } from 'node:crypto
 import jwt from 'jsonwebtoken';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, expectError } from '../helpers/api.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
-import { signRaw, startGateway, TEST_SECRET, type StartedGateway } from '../helpers/gateway.ts';
+import type { TestDatabase } from '../helpers/db.ts';
+import { gatewayOnFreshDatabase, signRaw, startGateway, TEST_SECRET, type StartedGateway } from '../helpers/gateway.ts';
 
 const b64url = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
 const now = () => Math.floor(Date.now() / 1000);
@@ -21,15 +21,7 @@ const hmac = (alg: 'sha256' | 'sha512', key: string | Buffer) => (input: string)
 let db: TestDatabase;
 let gw: StartedGateway;
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  gw = await startGateway({ DATABASE_URL: db.url });
-});
-
-afterAll(async () => {
-  await gw?.close();
-  await db?.drop();
-});
+gatewayOnFreshDatabase((started) => ({ db, gateway: gw } = started));
 
 const userCount = async () => Number((await db.query<{ n: string }>('select count(*) as n from users'))[0]!.n);
 

@@ -1,9 +1,11 @@
 // Starts a real gateway (createGateway from the composition root) on 127.0.0.1, port 0, with a config built
 // by loadConfig from an explicit environment: nothing of the shell's environment leaks into a test.
+import { afterAll, beforeAll } from 'vitest';
 import jwt from 'jsonwebtoken';
 import { loadConfig, type GatewayConfig } from '../../src/config.ts';
 import { createGateway, type Gateway } from '../../src/gateway.ts';
 import { signToken } from '../../src/auth/jwt.ts';
+import { createTestDatabase, type TestDatabase } from './db.ts';
 
 /** 48 bytes: above the 32-byte minimum loadConfig enforces. */
 export const TEST_SECRET = 'integration-test-secret-0123456789abcdefghijklmn';
@@ -84,4 +86,22 @@ export async function startGateway(env: Env, options: { makeDemoSecret?: () => s
 /** Signs arbitrary claims with the test secret (or another key), for the malformed tokens auth tests need. */
 export function signRaw(claims: Record<string, unknown>, key: string = TEST_SECRET, options: jwt.SignOptions = {}): string {
   return jwt.sign(claims, key, { algorithm: 'HS256', ...options });
+}
+
+/**
+ * A fresh database and one gateway on it for the whole test file (migrated at start, closed and dropped
+ * after). `onReady` hands both to the file's own variables.
+ */
+export function gatewayOnFreshDatabase(onReady: (started: { db: TestDatabase; gateway: StartedGateway }) => void, env: Env = {}): void {
+  let db: TestDatabase | undefined;
+  let gateway: StartedGateway | undefined;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    gateway = await startGateway({ DATABASE_URL: db.url, ...env });
+    onReady({ db, gateway });
+  });
+  afterAll(async () => {
+    await gateway?.close();
+    await db?.drop();
+  });
 }

@@ -1,22 +1,14 @@
 // The waiting chat routes (POST /api/chat and /api/:userId/chat): the answer carries the assistant's reply,
 // both messages are stored in one conversation in seq order, and the path's user must be the token's.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { api, createConversation, expectError } from '../helpers/api.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
-import { startGateway, type StartedGateway } from '../helpers/gateway.ts';
+import type { TestDatabase } from '../helpers/db.ts';
+import { gatewayOnFreshDatabase, startGateway, type StartedGateway } from '../helpers/gateway.ts';
 
 let db: TestDatabase;
 let gw: StartedGateway;
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  gw = await startGateway({ DATABASE_URL: db.url, ASSISTANT: 'echo', ASSISTANT_DELAY_MS: '0' });
-});
-
-afterAll(async () => {
-  await gw?.close();
-  await db?.drop();
-});
+gatewayOnFreshDatabase((started) => ({ db, gateway: gw } = started), { ASSISTANT: 'echo', ASSISTANT_DELAY_MS: '0' });
 
 const messagesOf = (conversationId: string) =>
   db.query<{ seq: number; role: string; status: string; content: string; metadata: Record<string, unknown> | null; id: string }>(

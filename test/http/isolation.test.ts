@@ -1,23 +1,15 @@
 // Isolation on every REST route (another user's things are NOT_FOUND, exactly like missing ones), and
 // what deletion really removes from PostgreSQL: a conversation takes its messages, a user takes everything.
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { api, createConversation, expectError, postMessage, type Api } from '../helpers/api.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
-import { startGateway, type StartedGateway } from '../helpers/gateway.ts';
+import type { TestDatabase } from '../helpers/db.ts';
+import { gatewayOnFreshDatabase, type StartedGateway } from '../helpers/gateway.ts';
 
 let db: TestDatabase;
 let gw: StartedGateway;
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  gw = await startGateway({ DATABASE_URL: db.url });
-});
-
-afterAll(async () => {
-  await gw?.close();
-  await db?.drop();
-});
+gatewayOnFreshDatabase((started) => ({ db, gateway: gw } = started));
 
 const count = async (sql: string, params: unknown[]) => Number((await db.query<{ n: string }>(sql, params))[0]!.n);
 

@@ -1,22 +1,14 @@
 // Paging as a client does it over REST: the conversation list through cursors (including rows whose
 // updated_at ties, forced with SQL), and history latest / before / after / limit / hasMore at the edges.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { api, createConversation, expectError, postMessage, type Api } from '../helpers/api.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
-import { startGateway, type StartedGateway } from '../helpers/gateway.ts';
+import type { TestDatabase } from '../helpers/db.ts';
+import { gatewayOnFreshDatabase, type StartedGateway } from '../helpers/gateway.ts';
 
 let db: TestDatabase;
 let gw: StartedGateway;
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  gw = await startGateway({ DATABASE_URL: db.url });
-});
-
-afterAll(async () => {
-  await gw?.close();
-  await db?.drop();
-});
+gatewayOnFreshDatabase((started) => ({ db, gateway: gw } = started));
 
 interface Conv { id: string; title: string | null; updatedAt: string; lastSeq: number }
 

@@ -2,23 +2,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, createConversation, expectError, postMessage } from '../helpers/api.ts';
-import { ADMIN_URL, adminQuery, CHECK_APP_NAME, createTestDatabase, type TestDatabase } from '../helpers/db.ts';
-import { startGateway, type StartedGateway } from '../helpers/gateway.ts';
+import { ADMIN_URL, adminQuery, CHECK_APP_NAME, type TestDatabase } from '../helpers/db.ts';
+import { gatewayOnFreshDatabase, startGateway, type StartedGateway } from '../helpers/gateway.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 import { toGatewayError } from '../../src/db/errors.ts';
 
 let db: TestDatabase;
 let gw: StartedGateway;
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  gw = await startGateway({ DATABASE_URL: db.url });
-});
-
-afterAll(async () => {
-  await gw?.close();
-  await db?.drop();
-});
+gatewayOnFreshDatabase((started) => ({ db, gateway: gw } = started));
 
 describe('/healthz and /readyz', () => {
   it('/healthz answers 200 without a token', async () => {

@@ -1,23 +1,15 @@
 // Under overload, appends past the queue bound are refused at once with UNAVAILABLE instead of waiting for
 // seconds; the ones accepted are stored with gap-free seqs, and nothing refused is stored.
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { createMessageService } from '../../src/messages/message.service.ts';
 import { GatewayError } from '../../src/shared/errors.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
-import { startGateway, type StartedGateway } from '../helpers/gateway.ts';
+import type { TestDatabase } from '../helpers/db.ts';
+import { gatewayOnFreshDatabase, type StartedGateway } from '../helpers/gateway.ts';
 
 let db: TestDatabase;
 let node: StartedGateway;
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-  node = await startGateway({ DATABASE_URL: db.url });
-});
-
-afterAll(async () => {
-  await node?.close();
-  await db?.drop();
-});
+gatewayOnFreshDatabase((started) => ({ db, gateway: node } = started));
 
 it('refuses appends past the queue bound with UNAVAILABLE and stores exactly the accepted ones', async () => {
   const { orm, log, metrics, services } = node.gateway;
