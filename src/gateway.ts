@@ -72,10 +72,11 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     prefix: config.redisPrefix,
   });
   const messages = createMessageService({ ...deps, batching: { ...DEFAULT_BATCHING, concurrency: config.appendConcurrency } });
+  const replyStore = createReplyStore(orm);
   const assistant = createAssistant({
     provider: options.provider ?? providerFor(config),
     messages,
-    store: createReplyStore(orm),
+    store: replyStore,
     publish,
     metrics,
     log,
@@ -91,9 +92,10 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
       // On a retry replyTo finds the reply already started (one per user message) and waits for it or returns it.
       return assistant.replyTo(userId, outcome.data.message).catch((err) => {
         log.error({ err, messageId: outcome.data.message.id }, 'assistant reply could not start');
-        return undefined;
+        return null;
       });
     },
+    findMessage: (userId, messageId) => replyStore.find(userId, messageId),
     async sendUserMessage(userId, input) {
       await sendLimiter.consume(userId);
       const outcome = await messages.append(userId, input);

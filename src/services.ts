@@ -13,9 +13,12 @@ export interface Services {
   publish: Publisher;
   /**
    * After a user message was stored and answered: publish it and start the assistant's reply.
-   * Resolves with the reply once it has ended (undefined without an assistant); never rejects.
+   * Resolves with the reply once it has ended; a repeat whose reply runs on another node resolves with it still
+   * streaming. Undefined without an assistant, null when the reply could not start; never rejects.
    */
-  announceUserMessage: (userId: string, outcome: Outcome<AppendResult>) => Promise<MessageDto | undefined>;
+  announceUserMessage: (userId: string, outcome: Outcome<AppendResult>) => Promise<MessageDto | null | undefined>;
+  /** One of the user's messages as stored now (undefined when it is not theirs or does not exist). */
+  findMessage: (userId: string, messageId: string) => Promise<MessageDto | undefined>;
   /**
    * A user's message through any door (socket, REST, /api/chat): the per-user rate limit, then the append.
    * An idempotent repeat answers with the stored message and is not counted against the limit.
