@@ -17,6 +17,7 @@ import pg from 'pg';
 import { runLoad } from './loadtest/run.ts';
 import type { LoadReport } from './loadtest/report.ts';
 import { measureSocketMemory, type MemoryResult } from './memory/run.ts';
+import { startCpuBudget, type CpuBudget } from './lib/cpu.ts';
 
 const STEP_S = Number(process.env.BENCH_STEP_S ?? 8);
 const RATES = (process.env.BENCH_RATES ?? '250,500,1000,1500,2000,2500,3000,3500,4000,5000,6000,8000,10000').split(',').map(Number);
@@ -45,7 +46,7 @@ interface Ceiling {
   mode: string;
   ceilingMsgPerS: number;
   steps: Step[];
-  fixed: { ackP50: number; ackP99: number; fanoutP50: number; fanoutP99: number; achieved: number; verified: boolean };
+  fixed: { ackP50: number; ackP99: number; fanoutP50: number; fanoutP99: number; achieved: number; verified: boolean; cpu: CpuBudget };
 }
 
 ensureServices();
@@ -93,7 +94,13 @@ async function measure(mode: string, entry: string, adapter: 'classic' | 'sharde
       );
       if (!step.passed) break;
     }
-    const fixedReport = await load(urls, FIXED_RATE, persistent);
+    // CPU counted from the first send to the last answer: connecting and reading back are left out.
+    let cpuBudget: ReturnType<typeof startCpuBudget> | undefined;
+    const fixedReport = await load(urls, FIXED_RATE, persistent, (phase) => {
+      if (phase === 'send') cpuBudget = startCpuBudget(nodes.map((n) => n.pid));
+      else if (phase !== 'drain') cpuBudget?.stop();
+    });
+    const cpu = cpuBudget!.result(fixedReport.counts.acked, FIXED_RATE);
     const fixed = {
       ackP50: fixedReport.latency.ack.p50Ms,
       ackP99: fixedReport.latency.ack.p99Ms,
@@ -101,8 +108,14 @@ async function measure(mode: string, entry: string, adapter: 'classic' | 'sharde
       fanoutP99: fixedReport.latency.fanout.p99Ms,
       achieved: fixedReport.throughput.steadyAckedPerS ?? fixedReport.throughput.ackedPerS,
       verified: fixedReport.exitCode === 0,
+      cpu,
     };
     say(`  at ${FIXED_RATE} msg/s: ack p50 ${fixed.ackP50.toFixed(1)} / p99 ${fixed.ackP99.toFixed(1)} ms, fan-out p50 ${fixed.fanoutP50.toFixed(1)} / p99 ${fixed.fanoutP99.toFixed(1)} ms`);
+    const c = cpu.perMessageMs;
+    say(
+      `  CPU per message at ${FIXED_RATE} msg/s: nodes ${c.nodes} ms, PostgreSQL ${c.postgres}, Redis ${c.redis}, load generator ${c.generator}` +
+        ` → about ${cpu.coresAtRate} of the machine's ${cpus().length} cores`,
+    );
     const passing = steps.filter((s) => s.passed);
     return { mode, ceilingMsgPerS: Math.max(0, ...passing.map((s) => s.acked)), steps, fixed };
   } finally {
@@ -110,21 +123,24 @@ async function measure(mode: string, entry: string, adapter: 'classic' | 'sharde
   }
 }
 
-function load(urls: string[], rate: number, persistent: boolean): Promise<LoadReport> {
-  return runLoad({
-    urls,
-    users: USERS,
-    tabs: TABS,
-    rate,
-    rampS: Math.min(2, STEP_S / 4),
-    durationS: STEP_S,
-    size: 64,
-    secret,
-    reportDir: null,
-    quiet: true,
-    verifyStorage: persistent,
-    drainTimeoutS: 10,
-  });
+function load(urls: string[], rate: number, persistent: boolean, onPhase?: (phase: string) => void): Promise<LoadReport> {
+  return runLoad(
+    {
+      urls,
+      users: USERS,
+      tabs: TABS,
+      rate,
+      rampS: Math.min(2, STEP_S / 4),
+      durationS: STEP_S,
+      size: 64,
+      secret,
+      reportDir: null,
+      quiet: true,
+      verifyStorage: persistent,
+      drainTimeoutS: 10,
+    },
+    { onPhase },
+  );
 }
 
 function stepOf(rate: number, r: LoadReport): Step {
@@ -138,6 +154,7 @@ function stepOf(rate: number, r: LoadReport): Step {
 
 interface Node {
   url: string;
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -169,6 +186,7 @@ function startNode(entry: string, env: Record<string, string>): Promise<Node> {
       child.stdout!.resume();
       resolve({
         url: `http://127.0.0.1:${match[1]}`,
+        pid: child.pid!,
         stop: () =>
           new Promise((done) => {
             child.once('exit', () => done());

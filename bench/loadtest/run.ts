@@ -34,6 +34,8 @@ export interface RunHooks {
   progressStream?: NodeJS.WriteStream;
   /** Aborting stops the sending early; the run then drains, verifies and reports what was sent (the CLI's Ctrl-C). */
   signal?: AbortSignal;
+  /** Called as each phase begins: connect, setup, send, drain, verify, cleanup (a bench measures one phase). */
+  onPhase?: (phase: string) => void;
 }
 
 /** How often the scheduler wakes up; every message due by then is emitted, each stamped at its own emit. */
@@ -75,6 +77,7 @@ export async function runLoad(input: Partial<LoadOptions>, hooks: RunHooks = {})
   const setPhase = (p: string, n?: string) => {
     phase = p;
     note = n;
+    hooks.onPhase?.(p);
     progress?.print(true);
   };
   progress?.start();
