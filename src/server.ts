@@ -24,8 +24,17 @@ if (config.auth.demo) {
   );
 }
 
-const gateway = await createGateway(config, { log });
-const port = await gateway.listen();
+let gateway: Awaited<ReturnType<typeof createGateway>>;
+let port: number;
+try {
+  gateway = await createGateway(config, { log });
+  port = await gateway.listen();
+} catch (err) {
+  // A missing database, a refused connection or a port in use: one line that says so, and a non-zero exit
+  // (pino flushes what it buffered as the process exits).
+  log.fatal({ err }, `could not start: ${(err as Error).message}`);
+  process.exit(1);
+}
 log.info({ port, host: config.host, database: config.databaseUrl ? 'postgresql' : `pglite:${config.pgliteDir}`, redis: Boolean(config.redisUrl) }, 'listening');
 
 let signalled = false;

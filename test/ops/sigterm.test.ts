@@ -33,8 +33,8 @@ interface Server {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Spawns `node src/server.ts` on Node 24 (vitest's own binary) and waits for its 'listening' log line. */
-function startServer(): Promise<Server> {
+/** `node src/server.ts` on Node 24 (vitest's own binary), with the test database and quiet defaults. */
+function spawnServer(overrides: Record<string, string> = {}): ChildProcess {
   const child = spawn(process.execPath, ['src/server.ts'], {
     cwd: root,
     env: {
@@ -47,10 +47,17 @@ function startServer(): Promise<Server> {
       LOG_LEVEL: 'info',
       NODE_ID: 'sigterm-node',
       SEND_RATE_LIMIT: '100000',
+      ...overrides,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(child);
+  return child;
+}
+
+/** Spawns the server and waits for its 'listening' log line. */
+function startServer(): Promise<Server> {
+  const child = spawnServer();
   const logs: Array<Record<string, unknown>> = [];
   let stderr = '';
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
@@ -134,5 +141,22 @@ describe('node src/server.ts', () => {
     for (const m of committed) expect(stored.get(m.id), `acked message ${m.seq} lost`).toMatchObject({ seq: m.seq, client_message_id: m.clientMessageId });
     // And the seq stayed gap-free through the shutdown.
     expect(rows.map((r) => r.seq)).toEqual(rows.map((_, i) => i + 1));
+  });
+
+  it('that cannot start (its database does not exist) says why in one log line and exits 1', async () => {
+    const child = spawnServer({ DATABASE_URL: db.url.replace(/\/[^/]+$/, '/no_such_database_here') });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    expect(code).toBe(1);
+    expect(stderr).toBe('');
+    const fatal = stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { level: number; msg: string })
+      .find((entry) => entry.level === 60);
+    expect(fatal?.msg).toMatch(/^could not start: .*no_such_database_here.*does not exist/);
   });
 });
