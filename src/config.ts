@@ -39,6 +39,7 @@ const EnvSchema = z.object({
   REDIS_ADAPTER: z.enum(['classic', 'sharded']).default('classic'),
   REDIS_PREFIX: z.string().min(1).max(100).default('chat'),
   APPEND_CONCURRENCY: int(1, 1),
+  APPEND_QUEUE_MAX: int(5_000, 1),
   // A dead node's reply must be marked failed within 30 s; the sweep runs every third of this bound.
   REPLY_STALE_MS: int(15_000, 500).pipe(z.number().max(22_000)),
   CHAT_TIMEOUT_MS: int(60_000, 1),
@@ -75,6 +76,8 @@ export interface GatewayConfig {
   dbPoolMax: number;
   /** Append transactions in flight at once per node (group commit: each takes every append queued when it starts). */
   appendConcurrency: number;
+  /** Sends waiting for an append transaction on this node; past it a send is refused at once (UNAVAILABLE). */
+  appendQueueMax: number;
   limits: {
     sendRate: number;
     sendRateWindowS: number;
@@ -131,6 +134,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, makeDemoSecret?
     logLevel: e.LOG_LEVEL,
     dbPoolMax: e.DB_POOL_MAX,
     appendConcurrency: e.APPEND_CONCURRENCY,
+    appendQueueMax: e.APPEND_QUEUE_MAX,
     limits: {
       sendRate: e.SEND_RATE_LIMIT,
       sendRateWindowS: e.SEND_RATE_WINDOW_S,

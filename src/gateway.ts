@@ -71,7 +71,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     redis: redis?.commands,
     prefix: config.redisPrefix,
   });
-  const messages = createMessageService({ ...deps, batching: { ...DEFAULT_BATCHING, concurrency: config.appendConcurrency } });
+  const messages = createMessageService({ ...deps, batching: { ...DEFAULT_BATCHING, concurrency: config.appendConcurrency, maxQueued: config.appendQueueMax } });
   const replyStore = createReplyStore(orm);
   const assistant = createAssistant({
     provider: options.provider ?? providerFor(config),

@@ -1,7 +1,6 @@
-// Under overload, appends past the queue bound are refused at once with UNAVAILABLE instead of waiting for
-// seconds; the ones accepted are stored with gap-free seqs, and nothing refused is stored.
+// Under overload, appends past the queue bound (APPEND_QUEUE_MAX) are refused at once with UNAVAILABLE instead
+// of waiting for seconds; the ones accepted are stored with gap-free seqs, and nothing refused is stored.
 import { expect, it } from 'vitest';
-import { createMessageService } from '../../src/messages/message.service.ts';
 import { GatewayError } from '../../src/shared/errors.ts';
 import type { TestDatabase } from '../helpers/db.ts';
 import { gatewayOnFreshDatabase, type StartedGateway } from '../helpers/gateway.ts';
@@ -9,12 +8,12 @@ import { gatewayOnFreshDatabase, type StartedGateway } from '../helpers/gateway.
 let db: TestDatabase;
 let node: StartedGateway;
 
-gatewayOnFreshDatabase((started) => ({ db, gateway: node } = started));
+gatewayOnFreshDatabase((started) => ({ db, gateway: node } = started), { APPEND_QUEUE_MAX: '5' });
 
 it('refuses appends past the queue bound with UNAVAILABLE and stores exactly the accepted ones', async () => {
-  const { orm, log, metrics, services } = node.gateway;
-  // One transaction at a time, one append per transaction, at most 5 waiting: 40 at once must overflow.
-  const messages = createMessageService({ orm, log, metrics, batching: { concurrency: 1, maxBatch: 1, maxQueued: 5 } });
+  const { services } = node.gateway;
+  const messages = services.messages;
+  // One transaction at a time and at most 5 sends waiting for the next: 40 at once must overflow.
   const userId = 'overload-user';
   const { conversation } = (await services.conversations.create(userId, {})).data;
   const results = await Promise.allSettled(
