@@ -8,14 +8,14 @@ import { startCluster, type Cluster } from '../helpers/cluster.ts';
 let cluster: Cluster;
 
 beforeAll(async () => {
-  // 40 ms a word: a 30-word reply streams for over a second.
+  // 40 ms a word: a 50-word reply streams for about 2 s, ample time to repeat the request meanwhile.
   cluster = await startCluster({ nodes: 2, env: { ASSISTANT: 'echo', ASSISTANT_DELAY_MS: '40' } });
 });
 afterAll(async () => {
   await cluster?.close();
 });
 
-const WORDS = Array.from({ length: 30 }, (_, i) => `w${i}`).join(' ');
+const WORDS = Array.from({ length: 50 }, (_, i) => `w${i}`).join(' ');
 
 async function replyRowsOf(user: string) {
   return cluster.db.query<{ role: string; status: string; content: string }>(
