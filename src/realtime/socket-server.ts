@@ -1,4 +1,4 @@
-import { ServerResponse, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter';
 import { Server } from 'socket.io';
@@ -12,10 +12,11 @@ import { GatewayError } from '../shared/errors.ts';
 import { userRoom, type ConnectErrorData, type MessageDto } from '../shared/events.ts';
 import { commandSchemas } from './commands.ts';
 import { createDispatcher } from './handlers.ts';
+import { trimIdleSocket } from './idle-socket.ts';
 import { isOriginAllowed } from './origin.ts';
 import type { RedisClients } from './redis.ts';
 import { startExpirySweep } from './session.ts';
-import type { ChatNamespace, ChatServer, ChatSocket } from './types.ts';
+import type { ChatNamespace, ChatServer } from './types.ts';
 
 export const CHAT_NAMESPACE = '/chat';
 const REMOTE_STOP_TIMEOUT_MS = 3000;
@@ -63,13 +64,6 @@ export function createRealtime(httpServer: HttpServer, o: RealtimeOptions) {
     );
   }
 
-  // Remembers the response object of each WebSocket upgrade, so releaseHandshake can cut it from its request.
-  const upgradeResponses = new WeakMap<object, { req: unknown }>();
-  io.engine.use((req: object, res: object, next: () => void) => {
-    if (!(res instanceof ServerResponse)) upgradeResponses.set(req, res as { req: unknown });
-    next();
-  });
-
   // Nothing is served on the main namespace: clients must use /chat.
   io.of('/').use((_socket, next) => next(refusal('UNAUTHORIZED', `connect to the ${CHAT_NAMESPACE} namespace`)));
 
@@ -114,7 +108,7 @@ export function createRealtime(httpServer: HttpServer, o: RealtimeOptions) {
     // and one index entry less per socket.
     socket.leave(socket.id);
     socket.onAny(dispatch);
-    releaseHandshake(socket, upgradeResponses);
+    trimIdleSocket(socket);
   });
 
   if (o.redis) {
@@ -155,35 +149,6 @@ export function createRealtime(httpServer: HttpServer, o: RealtimeOptions) {
 }
 
 export type Realtime = ReturnType<typeof createRealtime>;
-
-/**
- * Once authenticated, a socket needs nothing of its HTTP handshake, yet Engine.IO keeps the request alive for
- * the whole connection: on the engine socket, and (for a direct WebSocket) through the upgrade's response
- * object, which stays subscribed to the TCP close. Letting both go saves a few KB per idle socket, and
- * per-socket memory is what decides how many tabs a node can hold.
- */
-const RELEASED_HANDSHAKE: ChatSocket['handshake'] = Object.freeze({
-  headers: Object.freeze({}),
-  time: '',
-  address: '',
-  xdomain: false,
-  secure: false,
-  issued: 0,
-  url: '',
-  query: Object.freeze({}),
-  auth: Object.freeze({}),
-}) as ChatSocket['handshake'];
-
-function releaseHandshake(socket: ChatSocket, upgradeResponses: WeakMap<object, { req: unknown }>) {
-  const conn = socket.conn as unknown as { request: object | null };
-  const request = conn.request;
-  conn.request = null;
-  const response = request ? upgradeResponses.get(request) : undefined;
-  // Its only later use is to re-emit the TCP close; it no longer needs the request.
-  if (response) response.req = null;
-  // The handshake record (headers, token, time, url, address) is read by nothing after authentication.
-  (socket as { handshake: unknown }).handshake = RELEASED_HANDSHAKE;
-}
 
 function refusal(code: ConnectErrorData['code'], message: string): Error {
   const err = new Error(message) as Error & { data: ConnectErrorData };

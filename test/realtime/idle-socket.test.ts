@@ -1,0 +1,70 @@
+// An authenticated socket lets go of what only its handshake needed (the upgrade request and the response
+// object Engine.IO makes for it), and it still works afterwards: commands, fan-out, a polling socket's upgrade,
+// and the server noticing a tab that went away. The memory figure itself is `npm run bench:memory`.
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { MessageDto } from '../../src/shared/events.ts';
+import { gatewayOnFreshDatabase, type StartedGateway } from '../helpers/gateway.ts';
+import { closeAllTabs, connectTab } from '../helpers/sockets.ts';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+let gateway: StartedGateway;
+gatewayOnFreshDatabase((started) => (gateway = started.gateway));
+afterEach(() => closeAllTabs());
+
+async function collectGarbage() {
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Resolves once the node counts `count` sockets on /chat. */
+async function untilSockets(count: number) {
+  for (let i = 0; i < 500 && gateway.gateway.realtime.nsp.sockets.size !== count; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return gateway.gateway.realtime.nsp.sockets.size;
+}
+
+describe('an idle authenticated socket', () => {
+  it('holds neither its upgrade request nor the response object, and still answers and receives', async () => {
+    const held: WeakRef<object>[] = [];
+    gateway.gateway.realtime.io.engine.use((req: object, res: object, next: () => void) => {
+      held.push(new WeakRef(req), new WeakRef(res));
+      next();
+    });
+    const user = `idle-${Date.now()}`;
+    const [tab, other] = [await connectTab(gateway.url, gateway.tokenFor(user)), await connectTab(gateway.url, gateway.tokenFor(user))];
+    expect(held).toHaveLength(4);
+
+    await collectGarbage();
+    expect(held.map((ref) => ref.deref())).toEqual([undefined, undefined, undefined, undefined]);
+
+    const ack = await tab.request('message:send', { content: 'after the trim', clientMessageId: 'idle-1' });
+    expect(ack.ok).toBe(true);
+    const sent = (ack as { data: { message: MessageDto } }).data.message;
+    const created = await other.waitFor<{ message: MessageDto }>('message:created', (e) => e.message.id === sent.id);
+    expect(created.message.content).toBe('after the trim');
+  });
+
+  it('is noticed when the tab goes away', async () => {
+    const before = await untilSockets(0);
+    const tab = await connectTab(gateway.url, gateway.tokenFor(`gone-${Date.now()}`));
+    expect(await untilSockets(before + 1)).toBe(before + 1);
+    tab.socket.disconnect();
+    expect(await untilSockets(before)).toBe(before);
+  });
+
+  it('that started on long-polling upgrades to a WebSocket and keeps working', async () => {
+    const tab = await connectTab(gateway.url, gateway.tokenFor(`polling-${Date.now()}`), { transports: ['polling', 'websocket'] });
+    const engine = tab.socket.io.engine;
+    if (engine.transport.name !== 'websocket') await new Promise((resolve) => engine.once('upgrade', resolve));
+    expect(engine.transport.name).toBe('websocket');
+    const ack = await tab.request('conversation:list', {});
+    expect(ack.ok).toBe(true);
+  });
+});
