@@ -7,7 +7,8 @@
 // Two nodes, 200 users × 2 tabs (one tab on each node); the load generator runs on the same cores.
 //
 // Options (environment): BENCH_STEP_S (8), BENCH_RATES (comma list), BENCH_SOCKETS (19000),
-// BENCH_ADAPTERS (classic; e.g. "classic,sharded" measures the full path with both), BENCH_SKIP_MEMORY=1.
+// BENCH_ADAPTERS (classic; e.g. "classic,sharded" measures the full path with both), BENCH_SKIP_MEMORY=1,
+// BENCH_NODE_ARGS (Node options for the two nodes, e.g. "--cpu-prof --cpu-prof-dir=prof" to profile them).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -23,6 +24,7 @@ const STEP_S = Number(process.env.BENCH_STEP_S ?? 8);
 const RATES = (process.env.BENCH_RATES ?? '250,500,1000,1500,2000,2500,3000,3500,4000,5000,6000,8000,10000').split(',').map(Number);
 const SOCKETS = Number(process.env.BENCH_SOCKETS ?? 19_000);
 const ADAPTERS = (process.env.BENCH_ADAPTERS ?? 'classic').split(',') as ('classic' | 'sharded')[];
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const FANOUT_P99_LIMIT_MS = 100;
 const FIXED_RATE = 500;
 const USERS = 200;
@@ -159,7 +161,7 @@ interface Node {
 }
 
 function startNode(entry: string, env: Record<string, string>): Promise<Node> {
-  const child: ChildProcess = spawn(`${root}node_modules/.bin/node`, [entry], {
+  const child: ChildProcess = spawn(`${root}node_modules/.bin/node`, [...NODE_ARGS, entry], {
     cwd: root,
     env: {
       ...process.env,
