@@ -18,7 +18,7 @@ import pg from 'pg';
 import { runLoad } from './loadtest/run.ts';
 import type { LoadReport } from './loadtest/report.ts';
 import { measureSocketMemory, type MemoryResult } from './memory/run.ts';
-import { startCpuBudget, type CpuBudget } from './lib/cpu.ts';
+import { coreTicks, startCpuBudget, stolenPercentSince, type CpuBudget } from './lib/cpu.ts';
 
 const STEP_S = Number(process.env.BENCH_STEP_S ?? 8);
 const RATES = (process.env.BENCH_RATES ?? '250,500,1000,1500,2000,2500,3000,3500,4000,5000,6000,8000,10000').split(',').map(Number);
@@ -42,6 +42,8 @@ interface Step {
   fanoutP99: number;
   lost: boolean;
   passed: boolean;
+  /** Share of the cores' time the host took during the step (a virtual machine's steal), in percent. */
+  stolenPercent?: number;
 }
 
 interface Ceiling {
@@ -87,12 +89,14 @@ async function measure(mode: string, entry: string, adapter: 'classic' | 'sharde
     const urls = nodes.map((n) => n.url);
     const steps: Step[] = [];
     for (const rate of RATES) {
+      const ticks = coreTicks();
       const report = await load(urls, rate, persistent);
-      const step = stepOf(rate, report);
+      const step = { ...stepOf(rate, report), stolenPercent: stolenPercentSince(ticks) };
       steps.push(step);
       say(
         `  ${String(rate).padStart(5)} msg/s offered: ${Math.round(step.acked).toString().padStart(5)} acked/s, ` +
-          `p99 ack ${step.ackP99.toFixed(1)} ms, p99 fan-out ${step.fanoutP99.toFixed(1)} ms${step.lost ? ', LOSS' : ''} → ${step.passed ? 'ok' : 'past the limit'}`,
+          `p99 ack ${step.ackP99.toFixed(1)} ms, p99 fan-out ${step.fanoutP99.toFixed(1)} ms${step.lost ? ', LOSS' : ''}, steal ${step.stolenPercent}%` +
+          ` → ${step.passed ? 'ok' : 'past the limit'}`,
       );
       if (!step.passed) break;
     }
@@ -116,7 +120,7 @@ async function measure(mode: string, entry: string, adapter: 'classic' | 'sharde
     const c = cpu.perMessageMs;
     say(
       `  CPU per message at ${FIXED_RATE} msg/s: nodes ${c.nodes} ms, PostgreSQL ${c.postgres}, Redis ${c.redis}, load generator ${c.generator}` +
-        ` → about ${cpu.coresAtRate} of the machine's ${cpus().length} cores`,
+        ` → about ${cpu.coresAtRate} of the machine's ${cpus().length} cores; the host took ${cpu.stolenPercent}% of their time meanwhile (steal)`,
     );
     const passing = steps.filter((s) => s.passed);
     return { mode, ceilingMsgPerS: Math.max(0, ...passing.map((s) => s.acked)), steps, fixed };

@@ -44,11 +44,29 @@ export function cpuMsOfCommand(name: string): number {
   return total;
 }
 
+/** Percent of the cores' time the host took (steal) since `since` was read with coreTicks(). */
+export function stolenPercentSince(since: { steal: number; total: number }): number {
+  const now = coreTicks();
+  return Math.round((1000 * (now.steal - since.steal)) / Math.max(1, now.total - since.total)) / 10;
+}
+
 export interface CpuBudget {
   /** CPU milliseconds per acknowledged message, by part. */
   perMessageMs: { nodes: number; postgres: number; redis: number; generator: number };
   /** Cores all parts together need at the given rate: CPU per message × messages per second. */
   coresAtRate: number;
+  /** Share of the cores' time a virtual machine's host gave to others over the window (steal), in percent. */
+  stolenPercent: number;
+}
+
+/** Steal and total time of all cores so far, in ticks, from the `cpu` line of /proc/stat (zeros without it). */
+export function coreTicks(): { steal: number; total: number } {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+    return { steal: fields[7] ?? 0, total: fields.reduce((sum, n) => sum + n, 0) };
+  } catch {
+    return { steal: 0, total: 0 };
+  }
 }
 
 /**
@@ -61,6 +79,7 @@ export function startCpuBudget(nodePids: number[]) {
     postgres: cpuMsOfCommand('postgres'),
     redis: cpuMsOfCommand('redis-server'),
     generator: cpuMsOfPid(process.pid),
+    cores: coreTicks(),
   });
   const before = read();
   let after: ReturnType<typeof read> | undefined;
@@ -70,13 +89,14 @@ export function startCpuBudget(nodePids: number[]) {
     },
     result(messages: number, ratePerS: number): CpuBudget {
       after ??= read();
-      const per = (part: keyof typeof before) => (after![part] - before[part]) / Math.max(1, messages);
+      const per = (part: 'nodes' | 'postgres' | 'redis' | 'generator') => (after![part] - before[part]) / Math.max(1, messages);
       const perMessageMs = { nodes: per('nodes'), postgres: per('postgres'), redis: per('redis'), generator: per('generator') };
       const total = perMessageMs.nodes + perMessageMs.postgres + perMessageMs.redis + perMessageMs.generator;
       const round = (ms: number) => Math.round(ms * 100) / 100;
       return {
         perMessageMs: { nodes: round(perMessageMs.nodes), postgres: round(perMessageMs.postgres), redis: round(perMessageMs.redis), generator: round(perMessageMs.generator) },
         coresAtRate: round((total * ratePerS) / 1000),
+        stolenPercent: Math.round((1000 * (after.cores.steal - before.cores.steal)) / Math.max(1, after.cores.total - before.cores.total)) / 10,
       };
     },
   };
