@@ -44,10 +44,16 @@ export function cpuMsOfCommand(name: string): number {
   return total;
 }
 
+type CoreTicks = ReturnType<typeof coreTicks>;
+
+/** Percent of the cores' time the host took (steal) between two coreTicks() readings (0 without /proc). */
+function stolenPercent(from: CoreTicks, to: CoreTicks): number {
+  return Math.round((1000 * (to.steal - from.steal)) / Math.max(1, to.total - from.total)) / 10;
+}
+
 /** Percent of the cores' time the host took (steal) since `since` was read with coreTicks(). */
-export function stolenPercentSince(since: { steal: number; total: number }): number {
-  const now = coreTicks();
-  return Math.round((1000 * (now.steal - since.steal)) / Math.max(1, now.total - since.total)) / 10;
+export function stolenPercentSince(since: CoreTicks): number {
+  return stolenPercent(since, coreTicks());
 }
 
 export interface CpuBudget {
@@ -96,7 +102,7 @@ export function startCpuBudget(nodePids: number[]) {
       return {
         perMessageMs: { nodes: round(perMessageMs.nodes), postgres: round(perMessageMs.postgres), redis: round(perMessageMs.redis), generator: round(perMessageMs.generator) },
         coresAtRate: round((total * ratePerS) / 1000),
-        stolenPercent: Math.round((1000 * (after.cores.steal - before.cores.steal)) / Math.max(1, after.cores.total - before.cores.total)) / 10,
+        stolenPercent: stolenPercent(before.cores, after.cores),
       };
     },
   };
