@@ -6,8 +6,8 @@
 // fixed 500 msg/s on both, and heap and RSS per idle authenticated socket on one node.
 // Two nodes, 200 users × 2 tabs (one tab on each node); the load generator runs on the same cores.
 //
-// Options (environment): BENCH_STEP_S (8), BENCH_RATES (comma list), BENCH_SOCKETS (19000),
-// BENCH_ADAPTERS (classic; e.g. "classic,sharded" measures the full path with both), BENCH_SKIP_MEMORY=1,
+// Options (environment): BENCH_STEP_S (8), BENCH_WARMUP_S (4; 0 skips the warm-up), BENCH_RATES (comma list),
+// BENCH_SOCKETS (19000), BENCH_ADAPTERS (classic; e.g. "classic,sharded" measures the full path with both), BENCH_SKIP_MEMORY=1,
 // BENCH_NODE_ARGS (Node options for the two nodes, split on spaces, e.g. "--cpu-prof --cpu-prof-dir=prof" to
 // profile them; a profiled node is slower, so its ceilings mean little).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -22,6 +22,7 @@ import { measureSocketMemory, type MemoryResult } from './memory/run.ts';
 import { coreTicks, startCpuBudget, stolenPercentSince, type CpuBudget } from './lib/cpu.ts';
 
 const STEP_S = Number(process.env.BENCH_STEP_S ?? 8);
+const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 4);
 const RATES = (process.env.BENCH_RATES ?? '250,500,1000,1500,2000,2500,3000,3500,4000,5000,6000,8000,10000').split(',').map(Number);
 const SOCKETS = Number(process.env.BENCH_SOCKETS ?? 19_000);
 const ADAPTERS = (process.env.BENCH_ADAPTERS ?? 'classic').split(',') as ('classic' | 'sharded')[];
@@ -88,6 +89,12 @@ async function measure(mode: string, entry: string, adapter: 'classic' | 'sharde
   const nodes = await Promise.all([0, 1].map((i) => startNode(entry, { NODE_ID: `bench-${i}`, REDIS_ADAPTER: adapter, REDIS_PREFIX: prefix })));
   try {
     const urls = nodes.map((n) => n.url);
+    if (WARMUP_S > 0) {
+      // Fresh nodes compile their hot paths and open their pools during the first seconds of load; a stall
+      // then would count against the first step, so the nodes get a short unrecorded run first.
+      say(`  warm-up: ${WARMUP_S} s at ${RATES[0]} msg/s, not recorded`);
+      await load(urls, RATES[0]!, false, undefined, WARMUP_S);
+    }
     const steps: Step[] = [];
     for (const rate of RATES) {
       const ticks = coreTicks();
@@ -130,15 +137,15 @@ async function measure(mode: string, entry: string, adapter: 'classic' | 'sharde
   }
 }
 
-function load(urls: string[], rate: number, persistent: boolean, onPhase?: (phase: string) => void): Promise<LoadReport> {
+function load(urls: string[], rate: number, persistent: boolean, onPhase?: (phase: string) => void, durationS = STEP_S): Promise<LoadReport> {
   return runLoad(
     {
       urls,
       users: USERS,
       tabs: TABS,
       rate,
-      rampS: Math.min(2, STEP_S / 4),
-      durationS: STEP_S,
+      rampS: Math.min(2, durationS / 4),
+      durationS,
       size: 64,
       secret,
       reportDir: null,
