@@ -8,8 +8,8 @@
 //
 // Options (environment): BENCH_STEP_S (8), BENCH_WARMUP_S (4; 0 skips the warm-up), BENCH_RATES (comma list),
 // BENCH_SOCKETS (19000), BENCH_ADAPTERS (classic; e.g. "classic,sharded" measures the full path with both),
-// BENCH_SKIP_MEMORY=1, BENCH_NODE_ARGS (Node options for the two nodes, split on spaces, e.g. "--cpu-prof --cpu-prof-dir=prof" to
-// profile them; a profiled node is slower, so its ceilings mean little).
+// BENCH_SKIP_MEMORY=1, BENCH_NODE_ARGS (Node options for the two nodes, split on spaces, e.g.
+// "--cpu-prof --cpu-prof-dir=prof" to profile them; a profiled node is slower, so its ceilings mean little).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
