@@ -3,6 +3,7 @@ import { PgliteDriver } from '@mikro-orm/pglite';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
 import { fileURLToPath } from 'node:url';
+import { deferBegin } from './deferred-begin.ts';
 import { UserSchema } from '../users/user.entity.ts';
 import { ConversationSchema } from '../conversations/conversation.entity.ts';
 import { MessageSchema } from '../messages/message.entity.ts';
@@ -51,7 +52,8 @@ export function ormConfig(options: DatabaseOptions): Options {
       driver: PostgreSqlDriver as unknown as Options['driver'],
       clientUrl: options.databaseUrl,
       pool: { min: 2, max: options.poolMax ?? 20, idleTimeoutMillis: 60_000 },
-      driverOptions: { connectionTimeoutMillis: 3_000 },
+      // onPoolCreated: each transaction's BEGIN rides with its first statement (see deferred-begin.ts).
+      driverOptions: { connectionTimeoutMillis: 3_000, onPoolCreated: deferBegin },
     });
   }
   return defineConfig({
