@@ -3,7 +3,7 @@
 // is gone (first statement plain, parameterized or failing), and a transaction with no statement sends nothing.
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { deferBeginOn } from '../../src/db/deferred-begin.ts';
+import { deferBegin, deferBeginOn } from '../../src/db/deferred-begin.ts';
 import { initOrm } from '../../src/db/orm.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
@@ -47,6 +47,15 @@ describe('a deferred BEGIN', () => {
     expect(await rows()).toEqual([1, 2]);
   });
 
+  it('answers the first statement with its own result (an UPDATE reports its row count)', async () => {
+    await db.query('insert into t values (1, 1), (2, 2)');
+    await client.query('begin');
+    const updated = await client.query('update t set v = v + 1');
+    await client.query('commit');
+    expect({ command: updated.command, rowCount: updated.rowCount }).toEqual({ command: 'UPDATE', rowCount: 2 });
+    expect(sent).toEqual(['begin;update t set v = v + 1', 'commit']);
+  });
+
   it('keeps the first statement inside the transaction: a rollback undoes it', async () => {
     await client.query('begin');
     await client.query('insert into t values (1, 1)');
@@ -78,6 +87,25 @@ describe('a deferred BEGIN', () => {
     await client.query('rollback');
     expect(sent).toEqual([]);
     await expect(client.query('savepoint s')).rejects.toThrow(/transaction blocks/);
+  });
+});
+
+describe('a pooled client', () => {
+  it('goes back to the pool holding no BEGIN, whoever left one held', async () => {
+    const pool = new pg.Pool({ connectionString: db.url, max: 1 });
+    deferBegin(pool);
+    try {
+      const first = await pool.connect();
+      await first.query('begin');
+      first.release();
+      const next = await pool.connect();
+      const [{ pid }] = (await next.query('select pg_backend_pid() as pid')).rows;
+      const [activity] = await db.query<{ query: string; state: string }>('select query, state from pg_stat_activity where pid = $1', [pid]);
+      next.release();
+      expect(activity).toEqual({ query: 'select pg_backend_pid() as pid', state: 'idle' });
+    } finally {
+      await pool.end();
+    }
   });
 });
 
