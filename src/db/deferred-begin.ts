@@ -46,7 +46,8 @@ export function deferBeginOn(client: Client): void {
     if (plain && noValues) {
       // pg answers a multi-statement query with one result per statement: the BEGIN's is dropped, and the caller
       // gets what it would have got for its own text.
-      return (query(`begin;${text}`) as Promise<QueryResult | QueryResult[]>).then((r) => (Array.isArray(r) ? (r.length === 2 ? r[1]! : r.slice(1)) : r));
+      const results = query(`begin;${text}`) as Promise<QueryResult | QueryResult[]>;
+      return results.then((r) => (Array.isArray(r) ? (r.length === 2 ? r[1]! : r.slice(1)) : r));
     }
     const submittable = typeof text === 'object' && text !== null && typeof (text as { submit?: unknown }).submit === 'function';
     if (submittable) {

@@ -6,8 +6,9 @@ import type { ChatSocket } from './types.ts';
 /*
  * Per-socket memory decides how many tabs a node can hold, and an idle socket keeps much that only its handshake
  * needed. trimIdleSocket lets go of that once a socket is authenticated. (A socket that opens on long-polling
- * and upgrades later keeps what its upgrade made; the SDK and the widget open on WebSocket by default.) Each step was measured with
- * `npm run bench:memory` (heap per idle socket at 4,000 sockets: 9.2 KB before these steps, 7.6 KB after).
+ * and upgrades later keeps what its upgrade made; the SDK and the widget open on WebSocket by default.) Each
+ * step was measured with `npm run bench:memory` (heap per idle socket at 4,000 sockets: 9.2 KB before these
+ * steps, 7.6 KB after).
  * The fields touched below are Engine.IO's, ws's and Node's own; they are not in their typings.
  */
 
