@@ -45,7 +45,7 @@ interface Step {
   lost: boolean;
   passed: boolean;
   /** Share of the cores' time the host took during the step (a virtual machine's steal), in percent. */
-  stolenPercent?: number;
+  stolenPercent: number;
 }
 
 interface Ceiling {
@@ -93,13 +93,13 @@ async function measure(mode: string, entry: string, adapter: 'classic' | 'sharde
       // Fresh nodes compile their hot paths and open their pools during the first seconds of load; a stall
       // then would count against the first step, so the nodes get a short unrecorded run first.
       say(`  warm-up: ${WARMUP_S} s at ${RATES[0]} msg/s, not recorded`);
-      await load(urls, RATES[0]!, false, undefined, WARMUP_S);
+      await load(urls, RATES[0]!, false, { durationS: WARMUP_S });
     }
     const steps: Step[] = [];
     for (const rate of RATES) {
       const ticks = coreTicks();
       const report = await load(urls, rate, persistent);
-      const step = { ...stepOf(rate, report), stolenPercent: stolenPercentSince(ticks) };
+      const step = stepOf(rate, report, stolenPercentSince(ticks));
       steps.push(step);
       say(
         `  ${String(rate).padStart(5)} msg/s offered: ${Math.round(step.acked).toString().padStart(5)} acked/s, ` +
@@ -110,9 +110,11 @@ async function measure(mode: string, entry: string, adapter: 'classic' | 'sharde
     }
     // CPU counted from the first send to the last answer: connecting and reading back are left out.
     let cpuBudget: ReturnType<typeof startCpuBudget> | undefined;
-    const fixedReport = await load(urls, FIXED_RATE, persistent, (phase) => {
-      if (phase === 'send') cpuBudget = startCpuBudget(nodes.map((n) => n.pid));
-      else if (phase !== 'drain') cpuBudget?.stop();
+    const fixedReport = await load(urls, FIXED_RATE, persistent, {
+      onPhase: (phase) => {
+        if (phase === 'send') cpuBudget = startCpuBudget(nodes.map((n) => n.pid));
+        else if (phase !== 'drain') cpuBudget?.stop();
+      },
     });
     const cpu = cpuBudget!.result(fixedReport.counts.acked, FIXED_RATE);
     const fixed = {
@@ -137,7 +139,12 @@ async function measure(mode: string, entry: string, adapter: 'classic' | 'sharde
   }
 }
 
-function load(urls: string[], rate: number, persistent: boolean, onPhase?: (phase: string) => void, durationS = STEP_S): Promise<LoadReport> {
+function load(
+  urls: string[],
+  rate: number,
+  persistent: boolean,
+  { onPhase, durationS = STEP_S }: { onPhase?: (phase: string) => void; durationS?: number } = {},
+): Promise<LoadReport> {
   return runLoad(
     {
       urls,
@@ -157,13 +164,13 @@ function load(urls: string[], rate: number, persistent: boolean, onPhase?: (phas
   );
 }
 
-function stepOf(rate: number, r: LoadReport): Step {
+function stepOf(rate: number, r: LoadReport, stolenPercent: number): Step {
   const lost = r.exitCode !== 0;
   const acked = r.throughput.steadyAckedPerS ?? r.throughput.ackedPerS;
   // Keeping up matters as much as latency: a server that answers fast but only half of what is offered is past it.
   const keptUp = acked >= rate * 0.95;
   const fanoutP99 = r.latency.fanout.p99Ms;
-  return { offered: rate, acked, ackP99: r.latency.ack.p99Ms, fanoutP99, lost, passed: !lost && keptUp && fanoutP99 <= FANOUT_P99_LIMIT_MS };
+  return { offered: rate, acked, ackP99: r.latency.ack.p99Ms, fanoutP99, lost, passed: !lost && keptUp && fanoutP99 <= FANOUT_P99_LIMIT_MS, stolenPercent };
 }
 
 interface Node {

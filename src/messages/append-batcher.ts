@@ -20,10 +20,13 @@ export interface AppendRequest {
   metadata: Record<string, unknown> | null;
 }
 
+/** A message already stored under an idempotency key, with its conversation. */
+type StoredAppend = { message: Message; conversation: ConversationDto };
+
 /** The conversation comes in its wire shape, as the batch left it. */
 export type Appended =
   | { kind: 'stored'; message: Message; conversation: ConversationDto; conversationCreated: boolean }
-  | { kind: 'duplicate'; message: Message; conversation: ConversationDto }
+  | ({ kind: 'duplicate' } & StoredAppend)
   | { kind: 'not_found' };
 
 interface Pending {
@@ -110,7 +113,7 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
   async function attemptBatch(requests: AppendRequest[], lookUpKeys: boolean): Promise<Appended[]> {
     const em = orm.em.fork();
     const results: (Appended | undefined)[] = new Array(requests.length);
-    const stored = lookUpKeys ? await findStored(em, requests) : new Map<string, { message: Message; conversation: ConversationDto }>();
+    const stored = lookUpKeys ? await findStored(em, requests) : new Map<string, StoredAppend>();
 
     // The first request of each key writes; the others answer with what it wrote.
     const leaders = new Map<string, number>();
@@ -249,7 +252,7 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
 
   /** Messages already stored under the batch's idempotency keys, with their conversations. */
   async function findStored(em: Em, requests: AppendRequest[]) {
-    const found = new Map<string, { message: Message; conversation: ConversationDto }>();
+    const found = new Map<string, StoredAppend>();
     const keyed = requests.filter((r) => r.clientMessageId);
     if (keyed.length === 0) return found;
     const rows = await em.execute<Record<string, unknown>[]>(
