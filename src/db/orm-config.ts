@@ -3,7 +3,9 @@ import { PgliteDriver } from '@mikro-orm/pglite';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
 import { fileURLToPath } from 'node:url';
+import type { Pool } from 'pg';
 import { deferBegin } from './deferred-begin.ts';
+import { namePreparedStatements } from './prepared.ts';
 import { UserSchema } from '../users/user.entity.ts';
 import { ConversationSchema } from '../conversations/conversation.entity.ts';
 import { MessageSchema } from '../messages/message.entity.ts';
@@ -52,8 +54,15 @@ export function ormConfig(options: DatabaseOptions): Options {
       driver: PostgreSqlDriver as unknown as Options['driver'],
       clientUrl: options.databaseUrl,
       pool: { min: 2, max: options.poolMax ?? 20, idleTimeoutMillis: 60_000 },
-      // onPoolCreated: each transaction's BEGIN rides with its first statement (see deferred-begin.ts).
-      driverOptions: { connectionTimeoutMillis: 3_000, onPoolCreated: deferBegin },
+      // onPoolCreated: prepared statements go out under their names (prepared.ts), and each transaction's BEGIN
+      // rides with its first statement (deferred-begin.ts, which wraps the former).
+      driverOptions: {
+        connectionTimeoutMillis: 3_000,
+        onPoolCreated: (pool: Pool) => {
+          namePreparedStatements(pool);
+          deferBegin(pool);
+        },
+      },
     });
   }
   return defineConfig({

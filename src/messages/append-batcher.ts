@@ -1,12 +1,13 @@
 import { DeadlockException, LockWaitTimeoutException, UniqueConstraintViolationException } from '@mikro-orm/core';
-import { ConversationSchema, type Conversation } from '../conversations/conversation.entity.ts';
-import { ensureUsers } from '../conversations/conversation.service.ts';
+import { v7 as uuidv7 } from 'uuid';
+import { ConversationSchema } from '../conversations/conversation.entity.ts';
 import { isDatabaseUnavailable } from '../db/errors.ts';
-import { conversationFromRow, toConversationDto } from '../shared/dto.ts';
+import { preparedStatement, runPrepared } from '../db/prepared.ts';
+import { conversationFromRow, toConversationDto, toMessageDto } from '../shared/dto.ts';
 import { ErrorCode, GatewayError } from '../shared/errors.ts';
-import type { ConversationDto } from '../shared/events.ts';
+import type { ConversationDto, MessageDto } from '../shared/events.ts';
 import type { Em, Orm } from '../db/orm.ts';
-import { MessageSchema, type Message, type MessageRole, type MessageStatus } from './message.entity.ts';
+import { MessageSchema, type MessageRole, type MessageStatus } from './message.entity.ts';
 
 export interface AppendRequest {
   userId: string;
@@ -21,11 +22,11 @@ export interface AppendRequest {
 }
 
 /** A message already stored under an idempotency key, with its conversation. */
-type StoredAppend = { message: Message; conversation: ConversationDto };
+type StoredAppend = { message: MessageDto; conversation: ConversationDto };
 
-/** The conversation comes in its wire shape, as the batch left it. */
+/** The message and its conversation come in their wire shape, as the batch left them. */
 export type Appended =
-  | { kind: 'stored'; message: Message; conversation: ConversationDto; conversationCreated: boolean }
+  | { kind: 'stored'; message: MessageDto; conversation: ConversationDto; conversationCreated: boolean }
   | ({ kind: 'duplicate' } & StoredAppend)
   | { kind: 'not_found' };
 
@@ -46,14 +47,70 @@ export interface BatcherOptions {
 
 const MAX_ATTEMPTS = 4;
 
+/** One message of a batch as APPEND reads it; `place` is its rank among its conversation's appends. */
+interface MessageRow {
+  id: string;
+  conversation_id: string;
+  user_id: string;
+  place: number;
+  is_new: boolean;
+  role: MessageRole;
+  status: MessageStatus;
+  content: string;
+  metadata: Record<string, unknown> | null;
+  client_message_id: string | null;
+}
+
+/**
+ * A whole batch in one statement, so one transaction: PostgreSQL runs every part of a WITH or none.
+ * $1: existing conversations with their claimed owner and count of appends; $2: the time; $3: new conversations;
+ * $4: the messages.
+ * 1. counts → locked → bumped: each existing conversation (matched on id AND owner, so another user's is left
+ *    alone) is locked in id order, so that batches of different nodes cannot deadlock, and its last_seq moves
+ *    past its appends. The lock is held until the statement commits: seq order is commit order.
+ * 2. new_users → created: owners (in id order) and conversations of appends that start one (seq 1).
+ * 3. inserted: one multi-row insert; an existing conversation's k-th append takes seq (last_seq before) + k.
+ *    Appends whose conversation was not bumped (missing, or not the user's) are not written.
+ * It returns the bumped rows, with how many appends each took (n).
+ */
+const APPEND = preparedStatement(
+  'chat_append_batch',
+  `with counts as (
+    select * from jsonb_to_recordset($1::jsonb) as v(id uuid, user_id varchar, n bigint)
+  ), locked as (
+    select c.id, v.n from conversations c join counts v on v.id = c.id and v.user_id = c.user_id
+    order by c.id for update of c
+  ), bumped as (
+    update conversations c set last_seq = c.last_seq + l.n, updated_at = $2::timestamptz
+    from locked l where c.id = l.id returning c.*, l.n
+  ), new_users as (
+    insert into users (id, created_at)
+    select distinct v.user_id, $2::timestamptz from jsonb_to_recordset($3::jsonb) as v(user_id varchar) order by 1
+    on conflict (id) do nothing
+  ), created as (
+    insert into conversations (id, user_id, title, last_seq, created_at, updated_at)
+    select v.id, v.user_id, v.title, 1, $2::timestamptz, $2::timestamptz
+    from jsonb_to_recordset($3::jsonb) as v(id uuid, user_id varchar, title varchar)
+  ), inserted as (
+    insert into messages (id, conversation_id, user_id, seq, role, status, content, metadata, client_message_id, created_at, updated_at)
+    select m.id, m.conversation_id, m.user_id, coalesce(b.last_seq - b.n, 0) + m.place, m.role, m.status, m.content,
+           m.metadata, m.client_message_id, $2::timestamptz, $2::timestamptz
+    from jsonb_to_recordset($4::jsonb) as m(id uuid, conversation_id uuid, user_id varchar, place bigint, is_new boolean,
+           role text, status text, content text, metadata jsonb, client_message_id varchar)
+    left join bumped b on b.id = m.conversation_id and b.user_id = m.user_id
+    where m.is_new or b.id is not null
+  )
+  select * from bumped`,
+);
+
 /**
  * Group commit: appends that arrive while earlier ones are committing are written together, in ONE
- * transaction (one unit of work): one multi-row insert, one seq update per conversation. Every append still
+ * transaction: one multi-row insert, one seq update per conversation (APPEND). Every append still
  * gets its result only after the commit that made it durable, so ack-after-commit holds. Under light load a
  * batch is a single append and nothing waits; under heavy load batches grow and commits are shared.
  *
- * Seq: handed out under the conversation row's lock (see reserveSeqs), so seq order is commit order and a
- * rolled-back batch leaves no gap.
+ * Seq: handed out under the conversation row's lock, so seq order is commit order and a failed batch leaves
+ * no gap.
  * Idempotency: the same key twice in one batch is written once; a key already stored (or committed by another
  * node meanwhile) makes the insert fail on the unique index, and the batch is retried looking its keys up, so
  * those appends answer with the stored message.
@@ -111,9 +168,8 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
   }
 
   async function attemptBatch(requests: AppendRequest[], lookUpKeys: boolean): Promise<Appended[]> {
-    const em = orm.em.fork();
     const results: (Appended | undefined)[] = new Array(requests.length);
-    const stored = lookUpKeys ? await findStored(em, requests) : new Map<string, StoredAppend>();
+    const stored = lookUpKeys ? await findStored(orm.em.fork(), requests) : new Map<string, StoredAppend>();
 
     // The first request of each key writes; the others answer with what it wrote.
     const leaders = new Map<string, number>();
@@ -132,19 +188,8 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
       }
     });
 
-    if (toWrite.length > 0) {
-      // The batch's own fork is the unit of work: begin, write, commit (which flushes it). em.transactional would
-      // fork again and merge the result back into this fork, which is thrown away: about 15% more CPU per batch.
-      await em.begin();
-      try {
-        await writeBatch(em, requests, toWrite, results);
-        await em.commit();
-      } catch (err) {
-        // The write's own error decides what happens next (retry, split, UNAVAILABLE), not a failed rollback's.
-        await em.rollback().catch(() => undefined);
-        throw err;
-      }
-    }
+    // The write needs no unit of work of its own (no entities, no identity map): the root manager's connection serves.
+    if (toWrite.length > 0) await writeBatch(orm.em, requests, toWrite, results);
     for (const [i, leader] of followers) {
       const first = results[leader]!;
       results[i] = first.kind === 'stored' ? { kind: 'duplicate', message: first.message, conversation: first.conversation } : first;
@@ -152,102 +197,84 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
     return results as Appended[];
   }
 
-  async function writeBatch(tx: Em, requests: AppendRequest[], toWrite: number[], results: (Appended | undefined)[]) {
+  /**
+   * Writes the batch in ONE statement (see APPEND): one round trip, and one transaction without a BEGIN or a
+   * COMMIT to wait for. Ids, seq offsets and timestamps are decided here, so only the conversations' rows come back.
+   */
+  async function writeBatch(em: Em, requests: AppendRequest[], toWrite: number[], results: (Appended | undefined)[]) {
     const now = new Date();
-    const newOnes = toWrite.filter((i) => !requests[i]!.conversationId);
-    const existingIds = [...new Set(toWrite.map((i) => requests[i]!.conversationId).filter((id): id is string => Boolean(id)))].sort();
-
-    // Users first, then conversations, each in sorted order: a fixed lock order across all batches.
-    await ensureUsers(tx, newOnes.map((i) => requests[i]!.userId));
-    const reserved = await reserveSeqs(tx, requests, toWrite, existingIds, now);
-
-    const pendingMessages: [index: number, message: Message, conversation: ConversationDto][] = [];
-    const created = new Set<number>();
+    const at = now.toISOString();
+    // Per conversation and claimed owner: how many appends it gets; each append's place among them makes its seq.
+    const counts = new Map<string, { id: string; user_id: string; n: number }>();
+    const newConversations: { id: string; user_id: string; title: string }[] = [];
+    const rows: MessageRow[] = [];
     for (const i of toWrite) {
       const r = requests[i]!;
-      let conversation: ConversationDto;
-      let seq: number;
-      if (r.conversationId) {
-        const slot = reserved.get(r.conversationId);
-        // Another user's conversation is the same as a missing one.
-        if (!slot || slot.userId !== r.userId) {
-          results[i] = { kind: 'not_found' };
-          continue;
-        }
-        seq = ++slot.lastSeq;
-        conversation = slot.conversation;
+      let conversationId = r.conversationId;
+      let place = 1;
+      if (conversationId) {
+        const key = `${conversationId}\u0000${r.userId}`;
+        const count = counts.get(key) ?? { id: conversationId, user_id: r.userId, n: 0 };
+        counts.set(key, count);
+        place = ++count.n;
       } else {
-        const newConversation: Conversation = tx.create(ConversationSchema, {
-          user: r.userId,
-          title: r.newConversationTitle,
-          lastSeq: 1,
-          createdAt: now,
-          updatedAt: now,
-        });
-        conversation = toConversationDto(newConversation);
-        created.add(i);
-        seq = 1;
+        conversationId = uuidv7();
+        newConversations.push({ id: conversationId, user_id: r.userId, title: r.newConversationTitle });
       }
-      const message = tx.create(MessageSchema, {
-        conversation: conversation.id,
-        userId: r.userId,
-        seq,
+      rows.push({
+        id: uuidv7(),
+        conversation_id: conversationId,
+        user_id: r.userId,
+        place,
+        is_new: !r.conversationId,
         role: r.role,
         status: r.status,
         content: r.content,
         metadata: r.metadata,
-        clientMessageId: r.clientMessageId ?? null,
-        createdAt: now,
-        updatedAt: now,
+        client_message_id: r.clientMessageId ?? null,
       });
-      pendingMessages.push([i, message, conversation]);
     }
-    // Written by the commit's flush: one multi-row insert.
 
-    for (const [i, message, conversation] of pendingMessages) {
-      results[i] = { kind: 'stored', message, conversation, conversationCreated: created.has(i) };
-    }
-  }
+    const bumped = await runPrepared<Record<string, unknown>>(em, APPEND, [
+      JSON.stringify([...counts.values()]),
+      now,
+      JSON.stringify(newConversations),
+      JSON.stringify(rows),
+    ]);
 
-  /**
-   * Hands out seqs: bumps each existing conversation's last_seq by the number of its appends in this batch
-   * (its owner's only) and returns, per conversation, its owner, the seq before the batch and the updated row in
-   * its wire shape: nothing of it is written again, so it is not mapped into the unit of work (which took
-   * about 40 µs of CPU per batch, and more at flush).
-   * The UPDATE's row lock is held until commit, so concurrent batches queue and seq order is commit order.
-   * One conversation, one owner (the usual batch): a single UPDATE. Several: their rows are locked first, in
-   * id order, so batches of different nodes cannot deadlock.
-   */
-  async function reserveSeqs(tx: Em, requests: AppendRequest[], toWrite: number[], ids: string[], now: Date) {
-    const reserved = new Map<string, { userId: string; lastSeq: number; conversation: ConversationDto }>();
-    if (ids.length === 0) return reserved;
-    const appendsBy = (id: string, owner: string) => toWrite.filter((i) => requests[i]!.conversationId === id && requests[i]!.userId === owner).length;
-    const owners = new Set(toWrite.filter((i) => requests[i]!.conversationId).map((i) => requests[i]!.userId));
-    let counts: { id: string; userId: string; n: number }[];
-    if (ids.length === 1 && owners.size === 1) {
-      const userId = [...owners][0]!;
-      counts = [{ id: ids[0]!, userId, n: appendsBy(ids[0]!, userId) }];
-    } else {
-      const rows = await tx.execute<{ id: string; user_id: string }[]>(
-        `select id, user_id from conversations
-         where id in (select value::uuid from jsonb_array_elements_text(?::jsonb)) order by id for update`,
-        [JSON.stringify(ids)],
-      );
-      counts = rows.map((row) => ({ id: row.id, userId: row.user_id, n: appendsBy(row.id, row.user_id) })).filter((c) => c.n > 0);
-    }
-    if (counts.length === 0) return reserved;
-    const rows = await tx.execute<Record<string, unknown>[]>(
-      `update conversations c set last_seq = c.last_seq + v.n, updated_at = ?
-       from jsonb_to_recordset(?::jsonb) as v(id uuid, user_id varchar, n bigint)
-       where c.id = v.id and c.user_id = v.user_id returning c.*`,
-      [now, JSON.stringify(counts.map((c) => ({ id: c.id, user_id: c.userId, n: c.n })))],
-    );
-    for (const row of rows) {
-      const conversation = conversationFromRow(row);
-      const n = counts.find((c) => c.id === conversation.id)!.n;
-      reserved.set(conversation.id, { userId: String(row.user_id), lastSeq: conversation.lastSeq - n, conversation });
-    }
-    return reserved;
+    // Only the rows the batch may write to came back: the claimed owner is the owner.
+    const conversations = new Map<string, { row: Record<string, unknown>; dto: ConversationDto }>();
+    for (const row of bumped) conversations.set(`${String(row.id)}\u0000${String(row.user_id)}`, { row, dto: conversationFromRow(row) });
+    toWrite.forEach((i, k) => {
+      const row = rows[k]!;
+      let conversation: ConversationDto;
+      let seq = row.place;
+      if (row.is_new) {
+        conversation = { id: row.conversation_id, title: requests[i]!.newConversationTitle, lastSeq: 1, createdAt: at, updatedAt: at };
+      } else {
+        const found = conversations.get(`${row.conversation_id}\u0000${row.user_id}`);
+        // Another user's conversation is the same as a missing one.
+        if (!found) {
+          results[i] = { kind: 'not_found' };
+          return;
+        }
+        conversation = found.dto;
+        seq += found.dto.lastSeq - Number(found.row.n);
+      }
+      const message: MessageDto = {
+        id: row.id,
+        conversationId: row.conversation_id,
+        seq,
+        role: row.role,
+        status: row.status,
+        content: row.content,
+        metadata: row.metadata,
+        clientMessageId: row.client_message_id,
+        createdAt: at,
+        updatedAt: at,
+      };
+      results[i] = { kind: 'stored', message, conversation, conversationCreated: row.is_new };
+    });
   }
 
   /** Messages already stored under the batch's idempotency keys, with their conversations. */
@@ -267,7 +294,10 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
     const conversations = await em.find(ConversationSchema, { id: { $in: [...new Set(messages.map((m) => m.conversation))] } });
     const byId = new Map(conversations.map((c) => [c.id, c]));
     for (const message of messages) {
-      found.set(`${message.userId}\u0000${message.clientMessageId}`, { message, conversation: toConversationDto(byId.get(message.conversation)!) });
+      found.set(`${message.userId}\u0000${message.clientMessageId}`, {
+        message: toMessageDto(message),
+        conversation: toConversationDto(byId.get(message.conversation)!),
+      });
     }
     return found;
   }

@@ -3,7 +3,7 @@ import { createAppendBatcher, type BatcherOptions } from './append-batcher.ts';
 import { audit } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Broadcast, Outcome } from '../shared/broadcast.ts';
-import { conversationFromRow, messageFromRow, toMessageDto } from '../shared/dto.ts';
+import { conversationFromRow, messageFromRow } from '../shared/dto.ts';
 import type { ConversationDto, MessageDto } from '../shared/events.ts';
 import type { MessageRole, MessageStatus } from './message.entity.ts';
 
@@ -52,7 +52,7 @@ export function createMessageService({ orm, log, metrics, batching = DEFAULT_BAT
       metadata: input.metadata ?? null,
     });
     if (result.kind === 'not_found') throw refusedAccess(log, userId, 'message.append', input.conversationId ?? '');
-    const message = toMessageDto(result.message);
+    const message = result.message;
     const conversation = result.conversation;
     if (result.kind === 'duplicate') {
       audit(log, { userId, op: 'message.append', outcome: 'duplicate', conversationId: conversation.id, messageId: message.id });

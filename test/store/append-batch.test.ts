@@ -1,0 +1,88 @@
+// Group commit, checked in PostgreSQL itself: appends that queue while one commits are written together in one
+// statement, and each still gets its own right answer (seq, new conversation, NOT_FOUND, duplicate).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { startGateway, type StartedGateway } from '../helpers/gateway.ts';
+import { ErrorCode, GatewayError } from '../../src/shared/errors.ts';
+
+let db: TestDatabase;
+let node: StartedGateway;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  // One pooled connection: every append runs on it, so what it has prepared can be read back on it.
+  node = await startGateway({ DATABASE_URL: db.url, DB_POOL_MAX: '1' });
+});
+
+afterAll(async () => {
+  await node?.close();
+  await db?.drop();
+});
+
+describe('a batch of appends', () => {
+  it('answers each append as if it were alone, and stores them together', async () => {
+    const { conversations, messages } = node.gateway.services;
+    const owner = 'batch-owner';
+    const { conversation } = (await conversations.create(owner, { title: 'existing' })).data;
+    // The first append commits alone; the rest queue behind it and form one batch.
+    const first = messages.append(owner, { conversationId: conversation.id, content: 'alone' });
+    const batch = [
+      messages.append(owner, { conversationId: conversation.id, content: 'a', clientMessageId: 'batch-a' }),
+      messages.append('batch-intruder', { conversationId: conversation.id, content: 'not mine' }),
+      messages.append(owner, { conversationId: conversation.id, content: 'b' }),
+      messages.append('batch-newcomer', { content: 'first words of a new user' }),
+      messages.append(owner, { conversationId: conversation.id, content: 'a again', clientMessageId: 'batch-a' }),
+      messages.append(owner, { content: 'another new conversation' }),
+      messages.append(owner, { conversationId: conversation.id, content: 'c' }),
+    ];
+    const settled = await Promise.allSettled([first, ...batch]);
+    const [alone, a, intruder, b, newcomer, aAgain, started, c] = settled.map((s) => (s.status === 'fulfilled' ? s.value.data : s.reason));
+
+    expect(alone.message.seq).toBe(1);
+    // The owner's appends take the next seqs in the order they were made; the retry of `a` is `a`.
+    expect([a.message.seq, b.message.seq, c.message.seq]).toEqual([2, 3, 4]);
+    expect(aAgain).toMatchObject({ duplicate: true, message: { id: a.message.id, seq: 2, content: 'a' } });
+    for (const r of [a, b, c]) expect(r.conversation).toMatchObject({ id: conversation.id, lastSeq: 4 });
+    // Another user's conversation is as missing as one that does not exist, and nothing of theirs is stored.
+    expect(intruder).toBeInstanceOf(GatewayError);
+    expect(intruder.code).toBe(ErrorCode.NOT_FOUND);
+    // Appends without a conversation start one each, at seq 1, for users the database did not know yet too.
+    for (const r of [newcomer, started]) {
+      expect(r.message.seq).toBe(1);
+      expect(r.conversation.lastSeq).toBe(1);
+      expect(r.message.conversationId).toBe(r.conversation.id);
+    }
+    expect(newcomer.conversation.title).toBe('first words of a new user');
+
+    const stored = await db.query<{ id: string; user_id: string; seq: string; content: string; created_at: Date }>(
+      'select id, user_id, seq, content, created_at from messages where id = any($1) order by created_at, seq',
+      [[a, b, c, newcomer, started].map((r) => r.message.id)],
+    );
+    expect(stored).toHaveLength(5);
+    // Written in one statement: one timestamp for the whole batch, the one each answer carries.
+    expect(new Set(stored.map((m) => m.created_at.toISOString())).size).toBe(1);
+    expect(stored[0]!.created_at.toISOString()).toBe(a.message.createdAt);
+    const mine = await db.query<{ seq: string; content: string }>('select seq, content from messages where conversation_id = $1 order by seq', [conversation.id]);
+    expect(mine).toEqual([
+      { seq: '1', content: 'alone' },
+      { seq: '2', content: 'a' },
+      { seq: '3', content: 'b' },
+      { seq: '4', content: 'c' },
+    ]);
+    const [conv] = await db.query<{ last_seq: string }>('select last_seq from conversations where id = $1', [conversation.id]);
+    expect(conv!.last_seq).toBe('4');
+    const users = await db.query<{ id: string }>("select id from users where id in ('batch-newcomer', 'batch-intruder')");
+    expect(users).toEqual([{ id: 'batch-newcomer' }]);
+  });
+
+  it('is a statement PostgreSQL prepared once on the connection and then reuses', async () => {
+    const { conversations, messages } = node.gateway.services;
+    const { conversation } = (await conversations.create('batch-prepared', { title: 'p' })).data;
+    for (let i = 0; i < 8; i++) await messages.append('batch-prepared', { conversationId: conversation.id, content: `m${i}` });
+    const prepared = await node.gateway.orm.em
+      .fork()
+      .execute<{ name: string; runs: string }[]>("select name, generic_plans + custom_plans as runs from pg_prepared_statements where name = 'chat_append_batch'");
+    expect(prepared).toHaveLength(1);
+    expect(Number(prepared[0]!.runs)).toBeGreaterThanOrEqual(8);
+  });
+});
