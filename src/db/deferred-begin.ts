@@ -4,8 +4,9 @@ import type { Client, Pool, QueryResult } from 'pg';
  * Sends a transaction's BEGIN together with its first statement, in one round trip instead of two.
  *
  * MikroORM starts a transaction (through Kysely) with a plain `begin` and waits for its answer before the first
- * statement. Each round trip to PostgreSQL costs a write, a wake-up of the server process and a wait; an
- * append batch makes four (begin, seq update, insert, commit), and this saves one.
+ * statement. Each round trip to PostgreSQL costs a write, a wake-up of the server process and a wait; a unit
+ * of work that writes one row (a new conversation) makes three (begin, insert, commit), and this saves one.
+ * (The append batch is one statement with no BEGIN at all: see append-batcher.ts.)
  *
  * On every pooled client, `begin` is answered at once and held back; the next statement goes out as the one
  * simple-protocol query `begin;<statement>`. An explicit BEGIN opens a transaction block that outlives the
