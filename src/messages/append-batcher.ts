@@ -11,9 +11,9 @@ import { MessageSchema, type MessageRole, type MessageStatus } from './message.e
 
 export interface AppendRequest {
   userId: string;
-  /** Absent: a new conversation is started with this title. */
+  /** Absent: a new conversation is started, titled `newConversationTitle`. */
   conversationId?: string | null;
-  newConversationTitle: string;
+  newConversationTitle: string | null;
   content: string;
   clientMessageId?: string | null;
   role: MessageRole;
@@ -71,7 +71,9 @@ interface MessageRow {
  * 2. new_users → created: owners (in id order) and conversations of appends that start one (seq 1).
  * 3. inserted: one multi-row insert; an existing conversation's k-th append takes seq (last_seq before) + k.
  *    Appends whose conversation was not bumped (missing, or not the user's) are not written.
- * It returns the bumped rows, with how many appends each took (n).
+ * It returns the bumped rows, with how many appends each took (n). The columns are named, not `*`: a column that a
+ * later migration adds must not change the result of a statement that connections of running nodes have
+ * prepared (PostgreSQL refuses it: "cached plan must not change result type").
  */
 const APPEND = preparedStatement(
   'chat_append_batch',
@@ -82,7 +84,8 @@ const APPEND = preparedStatement(
     order by c.id for update of c
   ), bumped as (
     update conversations c set last_seq = c.last_seq + l.n, updated_at = $2::timestamptz
-    from locked l where c.id = l.id returning c.*, l.n
+    from locked l where c.id = l.id
+    returning c.id, c.user_id, c.title, c.last_seq, c.created_at, c.updated_at, l.n
   ), new_users as (
     insert into users (id, created_at)
     select distinct v.user_id, $2::timestamptz from jsonb_to_recordset($3::jsonb) as v(user_id varchar) order by 1
@@ -100,7 +103,7 @@ const APPEND = preparedStatement(
     left join bumped b on b.id = m.conversation_id and b.user_id = m.user_id
     where m.is_new or b.id is not null
   )
-  select * from bumped`,
+  select id, user_id, title, last_seq, created_at, updated_at, n from bumped`,
 );
 
 /**
@@ -188,8 +191,9 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
       }
     });
 
-    // The write needs no unit of work of its own (no entities, no identity map): the root manager's connection serves.
-    if (toWrite.length > 0) await writeBatch(orm.em, requests, toWrite, results);
+    // A fork of its own, even though the write maps no entities: the root manager would run it in whatever
+    // transaction the caller that started the pump happens to be in.
+    if (toWrite.length > 0) await writeBatch(orm.em.fork(), requests, toWrite, results);
     for (const [i, leader] of followers) {
       const first = results[leader]!;
       results[i] = first.kind === 'stored' ? { kind: 'duplicate', message: first.message, conversation: first.conversation } : first;
@@ -206,11 +210,12 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
     const at = now.toISOString();
     // Per conversation and claimed owner: how many appends it gets; each append's place among them makes its seq.
     const counts = new Map<string, { id: string; user_id: string; n: number }>();
-    const newConversations: { id: string; user_id: string; title: string }[] = [];
+    const newConversations: { id: string; user_id: string; title: string | null }[] = [];
     const rows: MessageRow[] = [];
     for (const i of toWrite) {
       const r = requests[i]!;
-      let conversationId = r.conversationId;
+      // PostgreSQL reads a uuid in either case and answers in lower case; the batch matches its answer on it.
+      let conversationId = r.conversationId?.toLowerCase();
       let place = 1;
       if (conversationId) {
         const key = `${conversationId}\u0000${r.userId}`;
@@ -236,10 +241,10 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
     }
 
     const bumped = await runPrepared<Record<string, unknown>>(em, APPEND, [
-      JSON.stringify([...counts.values()]),
+      toJson([...counts.values()]),
       now,
-      JSON.stringify(newConversations),
-      JSON.stringify(rows),
+      toJson(newConversations),
+      toJson(rows),
     ]);
 
     // Only the rows the batch may write to came back: the claimed owner is the owner.
@@ -303,6 +308,14 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
   }
 
   return { append };
+}
+
+/**
+ * JSON for a jsonb parameter. A lone UTF-16 surrogate (half an emoji) is valid in a JS string but not in jsonb,
+ * which would refuse the whole batch; like pg does for a text parameter, it becomes U+FFFD.
+ */
+function toJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'string' ? v.toWellFormed() : v));
 }
 
 function keyOf(r: AppendRequest): string | undefined {

@@ -44,7 +44,7 @@ export function createMessageService({ orm, log, metrics, batching = DEFAULT_BAT
     const result = await batcher.append({
       userId,
       conversationId: input.conversationId,
-      newConversationTitle: titleFrom(input.content),
+      newConversationTitle: input.conversationId ? null : titleFrom(input.content),
       content: input.content,
       clientMessageId: input.clientMessageId,
       role: input.role ?? 'user',
@@ -112,5 +112,8 @@ export type MessageService = ReturnType<typeof createMessageService>;
 
 function titleFrom(content: string): string {
   const oneLine = content.replace(/\s+/g, ' ').trim();
-  return oneLine.length <= TITLE_FROM_CONTENT_CHARS ? oneLine : `${oneLine.slice(0, TITLE_FROM_CONTENT_CHARS - 1)}…`;
+  if (oneLine.length <= TITLE_FROM_CONTENT_CHARS) return oneLine;
+  // Cut between characters, not inside one: a high surrogate at the cut would leave half an emoji.
+  const cut = oneLine.slice(0, TITLE_FROM_CONTENT_CHARS - 1).replace(/[\uD800-\uDBFF]$/, '');
+  return `${cut}…`;
 }

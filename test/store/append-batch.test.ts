@@ -75,14 +75,57 @@ describe('a batch of appends', () => {
     expect(users).toEqual([{ id: 'batch-newcomer' }]);
   });
 
+  it('takes a conversation id in upper case as the same conversation, and answers with its canonical id', async () => {
+    const { conversations, messages } = node.gateway.services;
+    const { conversation } = (await conversations.create('batch-case', { title: 'case' })).data;
+    const upper = conversation.id.toUpperCase();
+    const [one, two] = await Promise.all([
+      messages.append('batch-case', { conversationId: upper, content: 'upper' }),
+      messages.append('batch-case', { conversationId: conversation.id, content: 'lower' }),
+    ]);
+    expect(one.data.message).toMatchObject({ conversationId: conversation.id, seq: 1 });
+    expect(two.data.message).toMatchObject({ conversationId: conversation.id, seq: 2 });
+    expect(one.broadcasts.map((b) => b.event)).toEqual(['message:created']);
+  });
+
+  it('stores half an emoji as U+FFFD instead of failing, and cuts a title between characters', async () => {
+    const { messages } = node.gateway.services;
+    // 78 letters, then an emoji across the title's cut (two UTF-16 units), then more text.
+    const started = await messages.append('batch-unicode', { content: `${'a'.repeat(78)}\u{1F600}${'b'.repeat(10)}` });
+    expect(started.data.conversation.title).toBe(`${'a'.repeat(78)}…`);
+    const half = await messages.append('batch-unicode', { conversationId: started.data.conversation.id, content: 'half \uD83D an emoji' });
+    expect(half.data.message.seq).toBe(2);
+    const [row] = await db.query<{ content: string }>('select content from messages where id = $1', [half.data.message.id]);
+    expect(row!.content).toBe('half \uFFFD an emoji');
+  });
+
   it('is a statement PostgreSQL prepared once on the connection and then reuses', async () => {
     const { conversations, messages } = node.gateway.services;
+    const runs = async () => {
+      const rows = await node.gateway.orm.em
+        .fork()
+        .execute<{ runs: string }[]>("select generic_plans + custom_plans as runs from pg_prepared_statements where name = 'chat_append_batch'");
+      return rows.map((r) => Number(r.runs));
+    };
     const { conversation } = (await conversations.create('batch-prepared', { title: 'p' })).data;
+    await messages.append('batch-prepared', { conversationId: conversation.id, content: 'first' });
+    const [before] = await runs();
     for (let i = 0; i < 8; i++) await messages.append('batch-prepared', { conversationId: conversation.id, content: `m${i}` });
-    const prepared = await node.gateway.orm.em
-      .fork()
-      .execute<{ name: string; runs: string }[]>("select name, generic_plans + custom_plans as runs from pg_prepared_statements where name = 'chat_append_batch'");
-    expect(prepared).toHaveLength(1);
-    expect(Number(prepared[0]!.runs)).toBeGreaterThanOrEqual(8);
+    const after = await runs();
+    expect(after).toEqual([before! + 8]);
+  });
+
+  it('goes on working on a connection that prepared it after a migration adds a column to conversations', async () => {
+    const { conversations, messages } = node.gateway.services;
+    const { conversation } = (await conversations.create('batch-migrated', { title: 'm' })).data;
+    await messages.append('batch-migrated', { conversationId: conversation.id, content: 'before' });
+    await db.query('alter table conversations add column archived_at timestamptz');
+    try {
+      const after = await messages.append('batch-migrated', { conversationId: conversation.id, content: 'after' });
+      expect(after.data.message.seq).toBe(2);
+      expect(after.data.conversation.lastSeq).toBe(2);
+    } finally {
+      await db.query('alter table conversations drop column archived_at');
+    }
   });
 });
