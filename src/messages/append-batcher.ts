@@ -121,6 +121,10 @@ const APPEND = preparedStatement(
 export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
   const queue: Pending[] = [];
   let inFlight = 0;
+  // What every batch's statement runs on. It maps no entities and starts no transaction, so one fork serves every
+  // batch and never grows; a fork, not the root manager, which would run the statement in whatever transaction
+  // the caller that started the pump happens to be in.
+  const writer = orm.em.fork();
 
   function append(request: AppendRequest): Promise<Appended> {
     if (queue.length >= options.maxQueued) {
@@ -191,9 +195,7 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
       }
     });
 
-    // A fork of its own, even though the write maps no entities: the root manager would run it in whatever
-    // transaction the caller that started the pump happens to be in.
-    if (toWrite.length > 0) await writeBatch(orm.em.fork(), requests, toWrite, results);
+    if (toWrite.length > 0) await writeBatch(writer, requests, toWrite, results);
     for (const [i, leader] of followers) {
       const first = results[leader]!;
       results[i] = first.kind === 'stored' ? { kind: 'duplicate', message: first.message, conversation: first.conversation } : first;
