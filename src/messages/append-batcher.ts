@@ -3,7 +3,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { ConversationSchema } from '../conversations/conversation.entity.ts';
 import { isDatabaseUnavailable } from '../db/errors.ts';
 import { preparedStatement, runPrepared } from '../db/prepared.ts';
-import { conversationFromRow, toConversationDto, toMessageDto } from '../shared/dto.ts';
+import { conversationFromRow, messageFromRow, toConversationDto, toMessageDto } from '../shared/dto.ts';
 import { ErrorCode, GatewayError } from '../shared/errors.ts';
 import type { ConversationDto, MessageDto } from '../shared/events.ts';
 import type { Em, Orm } from '../db/orm.ts';
@@ -209,7 +209,6 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
    */
   async function writeBatch(em: Em, requests: AppendRequest[], toWrite: number[], results: (Appended | undefined)[]) {
     const now = new Date();
-    const at = now.toISOString();
     // Per conversation and claimed owner: how many appends it gets; each append's place among them makes its seq.
     const counts = new Map<string, { id: string; user_id: string; n: number }>();
     const newConversations: { id: string; user_id: string; title: string | null }[] = [];
@@ -220,7 +219,7 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
       let conversationId = r.conversationId?.toLowerCase();
       let place = 1;
       if (conversationId) {
-        const key = `${conversationId}\u0000${r.userId}`;
+        const key = ownedKey(conversationId, r.userId);
         const count = counts.get(key) ?? { id: conversationId, user_id: r.userId, n: 0 };
         counts.set(key, count);
         place = ++count.n;
@@ -250,36 +249,29 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
     ]);
 
     // Only the rows the batch may write to came back: the claimed owner is the owner.
-    const conversations = new Map<string, { row: Record<string, unknown>; dto: ConversationDto }>();
-    for (const row of bumped) conversations.set(`${String(row.id)}\u0000${String(row.user_id)}`, { row, dto: conversationFromRow(row) });
+    const bumpedBy = new Map<string, { conversation: ConversationDto; seqBefore: number }>();
+    for (const row of bumped) {
+      const conversation = conversationFromRow(row);
+      bumpedBy.set(ownedKey(conversation.id, String(row.user_id)), { conversation, seqBefore: conversation.lastSeq - Number(row.n) });
+    }
     toWrite.forEach((i, k) => {
       const row = rows[k]!;
       let conversation: ConversationDto;
       let seq = row.place;
       if (row.is_new) {
-        conversation = { id: row.conversation_id, title: requests[i]!.newConversationTitle, lastSeq: 1, createdAt: at, updatedAt: at };
+        const title = requests[i]!.newConversationTitle;
+        conversation = conversationFromRow({ id: row.conversation_id, title, last_seq: 1, created_at: now, updated_at: now });
       } else {
-        const found = conversations.get(`${row.conversation_id}\u0000${row.user_id}`);
+        const found = bumpedBy.get(ownedKey(row.conversation_id, row.user_id));
         // Another user's conversation is the same as a missing one.
         if (!found) {
           results[i] = { kind: 'not_found' };
           return;
         }
-        conversation = found.dto;
-        seq += found.dto.lastSeq - Number(found.row.n);
+        conversation = found.conversation;
+        seq += found.seqBefore;
       }
-      const message: MessageDto = {
-        id: row.id,
-        conversationId: row.conversation_id,
-        seq,
-        role: row.role,
-        status: row.status,
-        content: row.content,
-        metadata: row.metadata,
-        clientMessageId: row.client_message_id,
-        createdAt: at,
-        updatedAt: at,
-      };
+      const message = messageFromRow({ ...row, seq, created_at: now, updated_at: now });
       results[i] = { kind: 'stored', message, conversation, conversationCreated: row.is_new };
     });
   }
@@ -318,6 +310,11 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
  */
 function toJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'string' ? v.toWellFormed() : v));
+}
+
+/** A conversation as claimed by one user: the batch counts, and matches PostgreSQL's answer, per claim. */
+function ownedKey(conversationId: string, userId: string): string {
+  return `${conversationId}\u0000${userId}`;
 }
 
 function keyOf(r: AppendRequest): string | undefined {
