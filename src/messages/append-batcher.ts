@@ -215,7 +215,8 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
     const rows: MessageRow[] = [];
     for (const i of toWrite) {
       const r = requests[i]!;
-      // PostgreSQL reads a uuid in either case and answers in lower case; the batch matches its answer on it.
+      // PostgreSQL answers with lower-case ids and the batch matches its answer on them. Sockets and REST lower ids
+      // as they validate them; callers inside the gateway may not.
       let conversationId = r.conversationId?.toLowerCase();
       let place = 1;
       if (conversationId) {

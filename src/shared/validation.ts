@@ -12,8 +12,10 @@ export function parse<S extends z.ZodType>(schema: S, input: unknown): z.infer<S
   throw new GatewayError(ErrorCode.VALIDATION, detail || 'invalid input');
 }
 
-export const conversationId = z.uuid({ message: 'must be a conversation id (uuid)' });
-export const messageId = z.uuid({ message: 'must be a message id (uuid)' });
+// A uuid may be written in either case; the gateway compares ids as strings (a reply's conversation, the replies
+// running on a node), and PostgreSQL answers in lower case, so ids are lowered as they come in.
+export const conversationId = z.uuid({ message: 'must be a conversation id (uuid)' }).transform((id) => id.toLowerCase());
+export const messageId = z.uuid({ message: 'must be a message id (uuid)' }).transform((id) => id.toLowerCase());
 /** Text PostgreSQL can store: it refuses the NUL character outright. */
 const text = () => z.string().refine((s) => !s.includes('\u0000'), 'must not contain the NUL character');
 

@@ -92,6 +92,16 @@ describe('assistant:stop', () => {
     }
   });
 
+  it('takes ids written in upper case as the same conversation and reply', async () => {
+    const tab = await connectTab(A, cluster.tokenFor(cluster.user('stop-case')));
+    const { reply } = await startLongReply(tab, 'stop-case');
+    const ids = { conversationId: reply.conversationId.toUpperCase(), messageId: reply.id.toUpperCase() };
+    const { message: stopped } = await tab.ok('assistant:stop', ids);
+    expect(stopped).toMatchObject({ id: reply.id, conversationId: reply.conversationId, status: 'stopped' });
+    expect(await tab.replyEnd(reply.id)).toEqual(stopped);
+    await expectNotRunning();
+  });
+
   it('answers NOT_FOUND for a wrong conversation, a user message, another user\'s reply or an unknown id; a finished reply is answered as is', async () => {
     const user = cluster.user('stop-nf');
     const other = cluster.user('stop-other');
