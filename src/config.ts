@@ -1,3 +1,4 @@
+import { createPublicKey } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 
@@ -162,7 +163,14 @@ function authConfig(e: Env, makeDemoSecret?: () => string): AuthConfig {
     const bad = algorithms.filter((a) => !ASYMMETRIC.includes(a));
     if (bad.length) throw new ConfigError(`JWT_ALGORITHMS ${bad.join(',')} cannot be used with JWT_PUBLIC_KEY`);
     // PEM keys are often passed on one line with literal \n.
-    return { ...common, key: e.JWT_PUBLIC_KEY.replace(/\\n/g, '\n'), algorithms, demo: false };
+    const key = e.JWT_PUBLIC_KEY.replace(/\\n/g, '\n');
+    try {
+      createPublicKey(key);
+    } catch {
+      // Otherwise every token would be refused, with nothing to say why.
+      throw new ConfigError('JWT_PUBLIC_KEY is not a public key in PEM form');
+    }
+    return { ...common, key, algorithms, demo: false };
   }
   const algorithms = e.JWT_ALGORITHMS ?? ['HS256'];
   const bad = algorithms.filter((a) => !SYMMETRIC.includes(a));

@@ -1,6 +1,6 @@
 // Start-up refusals of unsafe auth configurations, and demo mode: with no key configured (and only then)
 // a token endpoint exists, and its tokens work on the API.
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 import { api, createConversation, expectError } from '../helpers/api.ts';
@@ -31,6 +31,15 @@ describe('loadConfig refuses unsafe auth settings', () => {
     expect(() => loadConfig({ JWT_SECRET: TEST_SECRET, JWT_ALGORITHMS: 'RS256' })).toThrow(ConfigError);
     expect(() => loadConfig({ JWT_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----', JWT_ALGORITHMS: 'HS256' })).toThrow(ConfigError);
     expect(() => loadConfig({ JWT_SECRET: TEST_SECRET, JWT_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----' })).toThrow(ConfigError);
+  });
+
+  it('refuses a public key that is not one, and reads a real one passed on one line', () => {
+    expect(() => loadConfig({ JWT_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----\\nnot a key\\n-----END PUBLIC KEY-----' })).toThrow(
+      /JWT_PUBLIC_KEY is not a public key in PEM form/,
+    );
+    const pem = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const config = loadConfig({ JWT_PUBLIC_KEY: pem.replace(/\n/g, '\\n'), JWT_ALGORITHMS: 'ES256' });
+    expect(config.auth.key).toBe(pem);
   });
 
   it('refuses to start without a key unless demo mode is offered, and then marks it as demo', () => {
