@@ -2,8 +2,9 @@
 //   (a) the transport ceiling: the same Socket.IO + Redis adapter fan-out of the same events, persistence off
 //       (bench/transport-server.ts, bench only),
 //   (b) the full gateway path: JWT, validation, unit of work, seq, idempotency, commit, ack, Redis fan-out,
-// each by stepping the offered rate up until p99 fan-out passes 100 ms or anything is lost; then latency at a
-// fixed 500 msg/s on both, and heap and RSS per idle authenticated socket on one node.
+// each by stepping the offered rate up until p99 fan-out passes 100 ms (twice in a row: see runStep's caller) or
+// anything is lost; then latency at a fixed 500 msg/s on both, and heap and RSS per idle authenticated socket on
+// one node.
 // Two nodes, 200 users × 2 tabs (one tab on each node); the load generator runs on the same cores.
 //
 // Options (environment): BENCH_STEP_S (8), BENCH_WARMUP_S (4; 0 skips the warm-up), BENCH_RATES (comma list),
@@ -46,6 +47,8 @@ interface Step {
   passed: boolean;
   /** Share of the cores' time the host took during the step (a virtual machine's steal), in percent. */
   stolenPercent: number;
+  /** 2 when the rate's first attempt failed and this is its second. */
+  attempt: number;
 }
 
 interface Ceiling {
@@ -99,15 +102,15 @@ async function measure(mode: string, entry: string, adapter: 'classic' | 'sharde
     }
     const steps: Step[] = [];
     for (const rate of RATES) {
-      const ticks = coreTicks();
-      const report = await load(urls, rate, persistent);
-      const step = stepOf(rate, report, stolenPercentSince(ticks));
+      let step = await runStep(urls, rate, persistent, 1);
       steps.push(step);
-      say(
-        `  ${String(rate).padStart(5)} msg/s offered: ${Math.round(step.acked).toString().padStart(5)} acked/s, ` +
-          `p99 ack ${step.ackP99.toFixed(1)} ms, p99 fan-out ${step.fanoutP99.toFixed(1)} ms${step.lost ? ', LOSS' : ''}, steal ${step.stolenPercent}%` +
-          ` → ${step.passed ? 'ok' : 'past the limit'}`,
-      );
+      // On 2 shared cores one stall of a few hundred milliseconds (the host, a collector, the generator) sets a
+      // whole step's p99, for either mode. So a step that failed on latency or throughput alone runs once more,
+      // and a ceiling is where a rate fails twice in a row. A loss is never run again: it ends the search.
+      if (!step.passed && !step.lost) {
+        step = await runStep(urls, rate, persistent, 2);
+        steps.push(step);
+      }
       if (!step.passed) break;
     }
     // CPU counted from the first send to the last answer: connecting and reading back are left out.
@@ -142,6 +145,18 @@ async function measure(mode: string, entry: string, adapter: 'classic' | 'sharde
   }
 }
 
+async function runStep(urls: string[], rate: number, persistent: boolean, attempt: number): Promise<Step> {
+  const ticks = coreTicks();
+  const report = await load(urls, rate, persistent);
+  const step = { ...stepOf(rate, report, stolenPercentSince(ticks)), attempt };
+  say(
+    `  ${String(rate).padStart(5)} msg/s offered: ${Math.round(step.acked).toString().padStart(5)} acked/s, ` +
+      `p99 ack ${step.ackP99.toFixed(1)} ms, p99 fan-out ${step.fanoutP99.toFixed(1)} ms${step.lost ? ', LOSS' : ''}, steal ${step.stolenPercent}%` +
+      ` → ${step.passed ? 'ok' : step.lost || attempt > 1 ? 'past the limit' : 'failed, once more'}`,
+  );
+  return step;
+}
+
 function load(
   urls: string[],
   rate: number,
@@ -167,7 +182,7 @@ function load(
   );
 }
 
-function stepOf(rate: number, r: LoadReport, stolenPercent: number): Step {
+function stepOf(rate: number, r: LoadReport, stolenPercent: number): Omit<Step, 'attempt'> {
   const lost = r.exitCode !== 0;
   const acked = r.throughput.steadyAckedPerS ?? r.throughput.ackedPerS;
   // Keeping up matters as much as latency: a server that answers fast but only half of what is offered is past it.
