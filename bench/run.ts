@@ -2,7 +2,7 @@
 //   (a) the transport ceiling: the same Socket.IO + Redis adapter fan-out of the same events, persistence off
 //       (bench/transport-server.ts, bench only),
 //   (b) the full gateway path: JWT, validation, unit of work, seq, idempotency, commit, ack, Redis fan-out,
-// each by stepping the offered rate up until p99 fan-out passes 100 ms (twice in a row: see runStep's caller) or
+// each by stepping the offered rate up until p99 fan-out passes 100 ms (on two attempts: see runStep's caller) or
 // anything is lost; then latency at a fixed 500 msg/s on both, and heap and RSS per idle authenticated socket on
 // one node.
 // Two nodes, 200 users × 2 tabs (one tab on each node); the load generator runs on the same cores.
@@ -49,6 +49,8 @@ interface Step {
   stolenPercent: number;
   /** 2 when the rate's first attempt failed and this is its second. */
   attempt: number;
+  /** CPU milliseconds per acknowledged message, by part. */
+  cpuPerMessageMs: CpuBudget['perMessageMs'];
 }
 
 interface Ceiling {
@@ -102,26 +104,19 @@ async function measure(mode: string, entry: string, adapter: 'classic' | 'sharde
     }
     const steps: Step[] = [];
     for (const rate of RATES) {
-      let step = await runStep(urls, rate, persistent, 1);
+      let step = await runStep(nodes, rate, persistent, 1);
       steps.push(step);
       // On 2 shared cores one stall of a few hundred milliseconds (the host, a collector, the generator) sets a
       // whole step's p99, for either mode. So a step that failed on latency or throughput alone runs once more,
-      // and a ceiling is where a rate fails twice in a row. A loss is never run again: it ends the search.
+      // and the ceiling is the highest rate passed before one that failed both times. A loss is never run again:
+      // it ends the search.
       if (!step.passed && !step.lost) {
-        step = await runStep(urls, rate, persistent, 2);
+        step = await runStep(nodes, rate, persistent, 2);
         steps.push(step);
       }
       if (!step.passed) break;
     }
-    // CPU counted from the first send to the last answer: connecting and reading back are left out.
-    let cpuBudget: ReturnType<typeof startCpuBudget> | undefined;
-    const fixedReport = await load(urls, FIXED_RATE, persistent, {
-      onPhase: (phase) => {
-        if (phase === 'send') cpuBudget = startCpuBudget(nodes.map((n) => n.pid));
-        else if (phase !== 'drain') cpuBudget?.stop();
-      },
-    });
-    const cpu = cpuBudget!.result(fixedReport.counts.acked, FIXED_RATE);
+    const { report: fixedReport, cpu } = await loadCounted(nodes, FIXED_RATE, persistent);
     const fixed = {
       ackP50: fixedReport.latency.ack.p50Ms,
       ackP99: fixedReport.latency.ack.p99Ms,
@@ -145,16 +140,33 @@ async function measure(mode: string, entry: string, adapter: 'classic' | 'sharde
   }
 }
 
-async function runStep(urls: string[], rate: number, persistent: boolean, attempt: number): Promise<Step> {
+async function runStep(nodes: Node[], rate: number, persistent: boolean, attempt: number): Promise<Step> {
   const ticks = coreTicks();
-  const report = await load(urls, rate, persistent);
-  const step = { ...stepOf(rate, report, stolenPercentSince(ticks)), attempt };
+  const { report, cpu } = await loadCounted(nodes, rate, persistent);
+  const step = { ...stepOf(rate, report, stolenPercentSince(ticks)), attempt, cpuPerMessageMs: cpu.perMessageMs };
   say(
     `  ${String(rate).padStart(5)} msg/s offered: ${Math.round(step.acked).toString().padStart(5)} acked/s, ` +
-      `p99 ack ${step.ackP99.toFixed(1)} ms, p99 fan-out ${step.fanoutP99.toFixed(1)} ms${step.lost ? ', LOSS' : ''}, steal ${step.stolenPercent}%` +
-      ` → ${step.passed ? 'ok' : step.lost || attempt > 1 ? 'past the limit' : 'failed, once more'}`,
+      `p99 ack ${step.ackP99.toFixed(1)} ms, p99 fan-out ${step.fanoutP99.toFixed(1)} ms${step.lost ? ', LOSS' : ''}, steal ${step.stolenPercent}%, ` +
+      `CPU/msg nodes ${cpu.perMessageMs.nodes} PG ${cpu.perMessageMs.postgres} ms → ${step.passed ? 'ok' : step.lost || attempt > 1 ? 'past the limit' : 'failed, once more'}`,
   );
   return step;
+}
+
+/** A load run, with the CPU each part spent from its first send to its last answer (connecting and reading back left out). */
+async function loadCounted(nodes: Node[], rate: number, persistent: boolean): Promise<{ report: LoadReport; cpu: CpuBudget }> {
+  let cpuBudget: ReturnType<typeof startCpuBudget> | undefined;
+  const report = await load(
+    nodes.map((n) => n.url),
+    rate,
+    persistent,
+    {
+      onPhase: (phase) => {
+        if (phase === 'send') cpuBudget = startCpuBudget(nodes.map((n) => n.pid));
+        else if (phase !== 'drain') cpuBudget?.stop();
+      },
+    },
+  );
+  return { report, cpu: cpuBudget!.result(report.counts.acked, rate) };
 }
 
 function load(
@@ -182,7 +194,7 @@ function load(
   );
 }
 
-function stepOf(rate: number, r: LoadReport, stolenPercent: number): Omit<Step, 'attempt'> {
+function stepOf(rate: number, r: LoadReport, stolenPercent: number): Omit<Step, 'attempt' | 'cpuPerMessageMs'> {
   const lost = r.exitCode !== 0;
   const acked = r.throughput.steadyAckedPerS ?? r.throughput.ackedPerS;
   // Keeping up matters as much as latency: a server that answers fast but only half of what is offered is past it.

@@ -1,4 +1,4 @@
-import { createPublicKey } from 'node:crypto';
+import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 
@@ -88,8 +88,13 @@ export interface GatewayConfig {
 }
 
 export interface AuthConfig {
-  /** HS256 secret or PEM public key; `demo` is true when neither was configured and a secret was made up. */
-  key: string | Buffer;
+  /** HS secret or PEM public key, as configured; `demo` is true when neither was configured and a secret was made up. */
+  key: string;
+  /**
+   * The same key, parsed once at start-up: tokens are verified with it. Given the string, jsonwebtoken would
+   * parse it again for every token, first as a PEM public key, catching the failure (`npm run bench:jwt`).
+   */
+  keyObject: KeyObject;
   algorithms: string[];
   issuer?: string;
   audience?: string;
@@ -158,19 +163,24 @@ function authConfig(e: Env, makeDemoSecret?: () => string): AuthConfig {
   if (e.JWT_ALGORITHMS?.some((a) => a.toLowerCase() === 'none')) {
     throw new ConfigError('JWT_ALGORITHMS must never contain "none"');
   }
+  if (e.JWT_ALGORITHMS?.length === 0) {
+    throw new ConfigError('JWT_ALGORITHMS names no algorithm');
+  }
   if (e.JWT_PUBLIC_KEY) {
-    const algorithms = e.JWT_ALGORITHMS ?? ['RS256', 'ES256'];
-    const bad = algorithms.filter((a) => !ASYMMETRIC.includes(a));
+    const bad = (e.JWT_ALGORITHMS ?? []).filter((a) => !ASYMMETRIC.includes(a));
     if (bad.length) throw new ConfigError(`JWT_ALGORITHMS ${bad.join(',')} cannot be used with JWT_PUBLIC_KEY`);
     // PEM keys are often passed on one line with literal \n.
-    const key = e.JWT_PUBLIC_KEY.replace(/\\n/g, '\n');
-    try {
-      createPublicKey(key);
-    } catch {
-      // Otherwise every token would be refused, with nothing to say why.
-      throw new ConfigError('JWT_PUBLIC_KEY is not a public key in PEM form');
+    const key = e.JWT_PUBLIC_KEY.replace(/\\n/g, '\n').trim();
+    const keyObject = parsePublicKey(key);
+    // Unset, the algorithms are those of RS256 and ES256 that the key can verify.
+    const algorithms = e.JWT_ALGORITHMS ?? ['RS256', 'ES256'].filter((a) => fits(keyObject, a));
+    const unfit = algorithms.filter((a) => !fits(keyObject, a));
+    if (unfit.length || algorithms.length === 0) {
+      const curve = keyObject.asymmetricKeyDetails?.namedCurve;
+      const what = `the ${keyObject.asymmetricKeyType}${curve ? ` ${curve}` : ''} key in JWT_PUBLIC_KEY`;
+      throw new ConfigError(unfit.length ? `JWT_ALGORITHMS ${unfit.join(',')} cannot verify with ${what}` : `neither RS256 nor ES256 fits ${what}; set JWT_ALGORITHMS`);
     }
-    return { ...common, key, algorithms, demo: false };
+    return { ...common, key, keyObject, algorithms, demo: false };
   }
   const algorithms = e.JWT_ALGORITHMS ?? ['HS256'];
   const bad = algorithms.filter((a) => !SYMMETRIC.includes(a));
@@ -179,10 +189,57 @@ function authConfig(e: Env, makeDemoSecret?: () => string): AuthConfig {
     if (Buffer.byteLength(e.JWT_SECRET) < MIN_SECRET_BYTES) {
       throw new ConfigError(`JWT_SECRET is ${Buffer.byteLength(e.JWT_SECRET)} bytes; at least ${MIN_SECRET_BYTES} are required`);
     }
-    return { ...common, key: e.JWT_SECRET, algorithms, demo: false };
+    // A public key used as an HMAC secret lets anyone who has it (everyone) sign tokens.
+    if (parsesAsKey(e.JWT_SECRET)) {
+      throw new ConfigError('JWT_SECRET holds a key in PEM form; a public key goes in JWT_PUBLIC_KEY');
+    }
+    return { ...common, key: e.JWT_SECRET, keyObject: createSecretKey(Buffer.from(e.JWT_SECRET)), algorithms, demo: false };
   }
   if (!makeDemoSecret) {
     throw new ConfigError('no JWT_SECRET or JWT_PUBLIC_KEY configured');
   }
-  return { ...common, key: makeDemoSecret(), algorithms: ['HS256'], demo: true };
+  const secret = makeDemoSecret();
+  return { ...common, key: secret, keyObject: createSecretKey(Buffer.from(secret)), algorithms: ['HS256'], demo: true };
+}
+
+/** The key type and curve each asymmetric algorithm needs (RFC 7518 §3.3–3.5). */
+const KEY_FOR_ALGORITHM: Record<string, { types: string[]; curve?: string }> = {
+  RS: { types: ['rsa'] },
+  PS: { types: ['rsa', 'rsa-pss'] },
+  ES256: { types: ['ec'], curve: 'prime256v1' },
+  ES384: { types: ['ec'], curve: 'secp384r1' },
+  ES512: { types: ['ec'], curve: 'secp521r1' },
+};
+
+/**
+ * Parses JWT_PUBLIC_KEY. Otherwise a key that is not one, or that fits none of the algorithms, would start a
+ * gateway that refuses every token without saying why.
+ */
+function parsePublicKey(pem: string): KeyObject {
+  // A private key would parse (its public half is derived), but it has no place in a verifier's configuration.
+  if (/PRIVATE KEY-----/.test(pem)) {
+    throw new ConfigError('JWT_PUBLIC_KEY holds a private key; give the public key only');
+  }
+  try {
+    return createPublicKey(pem);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    throw new ConfigError(`JWT_PUBLIC_KEY is not a public key in PEM form${code ? ` (${code})` : ''}`);
+  }
+}
+
+/** Whether `key` can verify tokens signed with the asymmetric `algorithm`. */
+function fits(key: KeyObject, algorithm: string): boolean {
+  const need = KEY_FOR_ALGORITHM[algorithm] ?? KEY_FOR_ALGORITHM[algorithm.slice(0, 2)];
+  if (!need || !need.types.includes(key.asymmetricKeyType ?? '')) return false;
+  return need.curve === undefined || key.asymmetricKeyDetails?.namedCurve === need.curve;
+}
+
+function parsesAsKey(text: string): boolean {
+  try {
+    createPublicKey(text);
+    return true;
+  } catch {
+    return false;
+  }
 }

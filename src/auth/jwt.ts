@@ -1,4 +1,3 @@
-import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { z } from 'zod';
 import type { AuthConfig } from '../config.ts';
@@ -23,7 +22,6 @@ export function createTokenVerifier(auth: AuthConfig) {
     issuer: auth.issuer,
     audience: auth.audience,
   };
-  const key = keyObjectOf(auth);
 
   return function verifyToken(token: unknown): Identity {
     if (typeof token !== 'string' || token.length === 0) {
@@ -31,7 +29,7 @@ export function createTokenVerifier(auth: AuthConfig) {
     }
     let payload: string | jwt.JwtPayload;
     try {
-      payload = jwt.verify(token, key, options);
+      payload = jwt.verify(token, auth.keyObject, options);
     } catch (err) {
       if (err instanceof jwt.TokenExpiredError) {
         throw new GatewayError(ErrorCode.TOKEN_EXPIRED, 'the token has expired');
@@ -48,15 +46,6 @@ export function createTokenVerifier(auth: AuthConfig) {
 }
 
 export type TokenVerifier = ReturnType<typeof createTokenVerifier>;
-
-/**
- * The key as a KeyObject, made once. Given a string, jsonwebtoken makes one on every verify, first trying the
- * string as a PEM public key and catching the failure: 29 µs per HS256 token here, against 7 µs with a KeyObject.
- * Throws when a public key is not one (the config checks it first, so the message is a clear one).
- */
-export function keyObjectOf(auth: Pick<AuthConfig, 'key' | 'algorithms'>): KeyObject {
-  return auth.algorithms.every((a) => a.startsWith('HS')) ? createSecretKey(Buffer.from(auth.key)) : createPublicKey(auth.key);
-}
 
 /** Reads `Authorization: Bearer <jwt>`. */
 export function bearerToken(header: string | undefined): string | undefined {

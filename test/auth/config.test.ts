@@ -1,13 +1,24 @@
 // Start-up refusals of unsafe auth configurations, and demo mode: with no key configured (and only then)
 // a token endpoint exists, and its tokens work on the API.
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import jwt from 'jsonwebtoken';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTokenVerifier } from '../../src/auth/jwt.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
+import { GatewayError } from '../../src/shared/errors.ts';
 import { api, createConversation, expectError } from '../helpers/api.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { startGateway, TEST_SECRET, type StartedGateway } from '../helpers/gateway.ts';
 
 const demoSecret = () => randomBytes(48).toString('base64url');
+
+function keyPair(type: 'rsa' | 'ec', namedCurve?: string) {
+  const { publicKey, privateKey } = type === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ec', { namedCurve: namedCurve! });
+  return { pem: publicKey.export({ type: 'spki', format: 'pem' }).toString(), privateKey };
+}
+const RSA = keyPair('rsa');
+const EC_P256 = keyPair('ec', 'P-256');
+const EC_P384 = keyPair('ec', 'P-384');
 
 describe('loadConfig refuses unsafe auth settings', () => {
   it('refuses a JWT_SECRET shorter than 32 bytes, and accepts 32', () => {
@@ -28,18 +39,47 @@ describe('loadConfig refuses unsafe auth settings', () => {
   });
 
   it('refuses algorithms that do not fit the key, and both keys at once', () => {
-    expect(() => loadConfig({ JWT_SECRET: TEST_SECRET, JWT_ALGORITHMS: 'RS256' })).toThrow(ConfigError);
-    expect(() => loadConfig({ JWT_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----', JWT_ALGORITHMS: 'HS256' })).toThrow(ConfigError);
-    expect(() => loadConfig({ JWT_SECRET: TEST_SECRET, JWT_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----' })).toThrow(ConfigError);
+    expect(() => loadConfig({ JWT_SECRET: TEST_SECRET, JWT_ALGORITHMS: 'RS256' })).toThrow(/RS256 cannot be used with JWT_SECRET/);
+    expect(() => loadConfig({ JWT_PUBLIC_KEY: EC_P256.pem, JWT_ALGORITHMS: 'HS256' })).toThrow(/HS256 cannot be used with JWT_PUBLIC_KEY/);
+    expect(() => loadConfig({ JWT_SECRET: TEST_SECRET, JWT_PUBLIC_KEY: EC_P256.pem })).toThrow(/not both/);
+    expect(() => loadConfig({ JWT_SECRET: TEST_SECRET, JWT_ALGORITHMS: ',' })).toThrow(/names no algorithm/);
   });
 
-  it('refuses a public key that is not one, and reads a real one passed on one line', () => {
+  it('refuses a public key of the wrong kind or curve for an algorithm named', () => {
+    expect(() => loadConfig({ JWT_PUBLIC_KEY: EC_P256.pem, JWT_ALGORITHMS: 'RS256' })).toThrow(/RS256 cannot verify with the ec prime256v1 key/);
+    expect(() => loadConfig({ JWT_PUBLIC_KEY: EC_P256.pem, JWT_ALGORITHMS: 'ES256,ES384' })).toThrow(/ES384 cannot verify/);
+    expect(() => loadConfig({ JWT_PUBLIC_KEY: RSA.pem, JWT_ALGORITHMS: 'ES256' })).toThrow(/ES256 cannot verify with the rsa key/);
+    const ed25519 = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    expect(() => loadConfig({ JWT_PUBLIC_KEY: ed25519 })).toThrow(/neither RS256 nor ES256 fits the ed25519 key/);
+    // Unset, the algorithms are those of the default pair that the key can verify.
+    expect(loadConfig({ JWT_PUBLIC_KEY: EC_P256.pem }).auth.algorithms).toEqual(['ES256']);
+    expect(loadConfig({ JWT_PUBLIC_KEY: RSA.pem }).auth.algorithms).toEqual(['RS256']);
+  });
+
+  it('refuses a public key that is not one, a private key, and a key in PEM form given as JWT_SECRET', () => {
     expect(() => loadConfig({ JWT_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----\\nnot a key\\n-----END PUBLIC KEY-----' })).toThrow(
       /JWT_PUBLIC_KEY is not a public key in PEM form/,
     );
-    const pem = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
-    const config = loadConfig({ JWT_PUBLIC_KEY: pem.replace(/\n/g, '\\n'), JWT_ALGORITHMS: 'ES256' });
-    expect(config.auth.key).toBe(pem);
+    const privatePem = EC_P256.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    expect(() => loadConfig({ JWT_PUBLIC_KEY: privatePem })).toThrow(/holds a private key/);
+    // As an HMAC secret a public key would let anyone who has it, that is everyone, sign tokens.
+    expect(() => loadConfig({ JWT_SECRET: EC_P256.pem })).toThrow(/JWT_SECRET holds a key in PEM form/);
+  });
+
+  it('verifies tokens with the key it parsed, passed on one line with literal \\n', () => {
+    const cases = [
+      { env: { JWT_SECRET: TEST_SECRET, JWT_ALGORITHMS: 'HS512' }, key: TEST_SECRET as string | KeyObject, algorithm: 'HS512' as const },
+      { env: { JWT_PUBLIC_KEY: RSA.pem.replace(/\n/g, '\\n'), JWT_ALGORITHMS: 'RS256,PS256' }, key: RSA.privateKey, algorithm: 'PS256' as const },
+      { env: { JWT_PUBLIC_KEY: EC_P384.pem.replace(/\n/g, '\\n'), JWT_ALGORITHMS: 'ES384' }, key: EC_P384.privateKey, algorithm: 'ES384' as const },
+    ];
+    for (const c of cases) {
+      const verify = createTokenVerifier(loadConfig(c.env).auth);
+      expect(verify(jwt.sign({}, c.key, { algorithm: c.algorithm, subject: 'u1', expiresIn: 60 })).userId).toBe('u1');
+    }
+    // The public key's text used as an HS256 secret (key confusion) is refused.
+    const verify = createTokenVerifier(loadConfig({ JWT_PUBLIC_KEY: RSA.pem }).auth);
+    const forged = jwt.sign({}, RSA.pem, { algorithm: 'HS256', subject: 'u1', expiresIn: 60 });
+    expect(() => verify(forged)).toThrow(GatewayError);
   });
 
   it('refuses to start without a key unless demo mode is offered, and then marks it as demo', () => {
