@@ -151,7 +151,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, makeDemoSecret?
 }
 
 const SYMMETRIC = ['HS256', 'HS384', 'HS512'];
-const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512'];
+const RSA = { types: ['rsa'] };
+const RSA_PSS = { types: ['rsa', 'rsa-pss'] };
+/** Each asymmetric algorithm, with the key type (and curve) it verifies with (RFC 7518 §3.3–3.5). */
+const KEY_FOR_ALGORITHM: Record<string, { types: string[]; curve?: string }> = {
+  RS256: RSA,
+  RS384: RSA,
+  RS512: RSA,
+  PS256: RSA_PSS,
+  PS384: RSA_PSS,
+  PS512: RSA_PSS,
+  ES256: { types: ['ec'], curve: 'prime256v1' },
+  ES384: { types: ['ec'], curve: 'secp384r1' },
+  ES512: { types: ['ec'], curve: 'secp521r1' },
+};
+const ASYMMETRIC = Object.keys(KEY_FOR_ALGORITHM);
 /** HS256 keys shorter than the hash output are brute-forceable (RFC 7518 §3.2). */
 const MIN_SECRET_BYTES = 32;
 
@@ -202,15 +216,6 @@ function authConfig(e: Env, makeDemoSecret?: () => string): AuthConfig {
   return { ...common, key: secret, keyObject: createSecretKey(Buffer.from(secret)), algorithms: ['HS256'], demo: true };
 }
 
-/** The key type and curve each asymmetric algorithm needs (RFC 7518 §3.3–3.5). */
-const KEY_FOR_ALGORITHM: Record<string, { types: string[]; curve?: string }> = {
-  RS: { types: ['rsa'] },
-  PS: { types: ['rsa', 'rsa-pss'] },
-  ES256: { types: ['ec'], curve: 'prime256v1' },
-  ES384: { types: ['ec'], curve: 'secp384r1' },
-  ES512: { types: ['ec'], curve: 'secp521r1' },
-};
-
 /**
  * Parses JWT_PUBLIC_KEY. Otherwise a key that is not one, or that fits none of the algorithms, would start a
  * gateway that refuses every token without saying why.
@@ -230,7 +235,7 @@ function parsePublicKey(pem: string): KeyObject {
 
 /** Whether `key` can verify tokens signed with the asymmetric `algorithm`. */
 function fits(key: KeyObject, algorithm: string): boolean {
-  const need = KEY_FOR_ALGORITHM[algorithm] ?? KEY_FOR_ALGORITHM[algorithm.slice(0, 2)];
+  const need = KEY_FOR_ALGORITHM[algorithm];
   if (!need || !need.types.includes(key.asymmetricKeyType ?? '')) return false;
   return need.curve === undefined || key.asymmetricKeyDetails?.namedCurve === need.curve;
 }

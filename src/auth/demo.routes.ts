@@ -14,7 +14,7 @@ const TokenRequest = z.object({
  * This route is never mounted when JWT_SECRET or JWT_PUBLIC_KEY is set.
  */
 export function demoRoutes(auth: AuthConfig): Router {
-  if (!auth.demo || typeof auth.key !== 'string') throw new Error('demo routes need demo mode');
+  if (!auth.demo) throw new Error('demo routes need demo mode');
   const secret = auth.key;
   const router = Router();
   router.post('/token', (req, res) => {

@@ -3,11 +3,11 @@ import { v7 as uuidv7 } from 'uuid';
 import { ConversationSchema } from '../conversations/conversation.entity.ts';
 import { isDatabaseUnavailable } from '../db/errors.ts';
 import { preparedStatement, runPrepared } from '../db/prepared.ts';
-import { conversationFromRow, messageFromRow, toConversationDto, toMessageDto } from '../shared/dto.ts';
+import { conversationFromRow, messageFromRow, toConversationDto } from '../shared/dto.ts';
 import { ErrorCode, GatewayError } from '../shared/errors.ts';
 import type { ConversationDto, MessageDto } from '../shared/events.ts';
 import type { Em, Orm } from '../db/orm.ts';
-import { MessageSchema, type MessageRole, type MessageStatus } from './message.entity.ts';
+import type { MessageRole, MessageStatus } from './message.entity.ts';
 
 export interface AppendRequest {
   userId: string;
@@ -290,15 +290,14 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
       keyed.flatMap((r) => [r.userId, r.clientMessageId]),
     );
     if (rows.length === 0) return found;
-    const messages = rows.map((row) => em.map(MessageSchema, row));
-    const conversations = await em.find(ConversationSchema, { id: { $in: [...new Set(messages.map((m) => m.conversation))] } });
-    const byId = new Map(conversations.map((c) => [c.id, c]));
-    for (const message of messages) {
-      found.set(`${message.userId}\u0000${message.clientMessageId}`, {
-        message: toMessageDto(message),
-        conversation: toConversationDto(byId.get(message.conversation)!),
-      });
-    }
+    // Rows straight to the wire shape, as writeBatch answers: nothing here is written again.
+    const messages = rows.map(messageFromRow);
+    const conversations = await em.find(ConversationSchema, { id: { $in: [...new Set(messages.map((m) => m.conversationId))] } });
+    const byId = new Map(conversations.map((c) => [c.id, toConversationDto(c)]));
+    rows.forEach((row, k) => {
+      const message = messages[k]!;
+      found.set(pairKey(String(row.user_id), message.clientMessageId!), { message, conversation: byId.get(message.conversationId)! });
+    });
     return found;
   }
 
@@ -313,13 +312,19 @@ function toJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'string' ? v.toWellFormed() : v));
 }
 
-/** A conversation as claimed by one user: the batch counts, and matches PostgreSQL's answer, per claim. */
-function ownedKey(conversationId: string, userId: string): string {
-  return `${conversationId}\u0000${userId}`;
+/** One map key for two ids; NUL appears in neither. */
+function pairKey(a: string, b: string): string {
+  return `${a}\u0000${b}`;
 }
 
+/** A conversation as claimed by one user: the batch counts, and matches PostgreSQL's answer, per claim. */
+function ownedKey(conversationId: string, userId: string): string {
+  return pairKey(conversationId, userId);
+}
+
+/** An append's idempotency key, as findStored files what it finds. */
 function keyOf(r: AppendRequest): string | undefined {
-  return r.clientMessageId ? `${r.userId}\u0000${r.clientMessageId}` : undefined;
+  return r.clientMessageId ? pairKey(r.userId, r.clientMessageId) : undefined;
 }
 
 export type AppendBatcher = ReturnType<typeof createAppendBatcher>;
