@@ -11,7 +11,7 @@ import { bearerToken, createTokenVerifier } from '../src/auth/jwt.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/observability/logger.ts';
 import { createMetrics } from '../src/observability/metrics.ts';
-import { commandSchemas } from '../src/realtime/commands.ts';
+import { commandSchemas } from '../src/shared/commands.ts';
 import { createRedisClients } from '../src/realtime/redis.ts';
 import { userRoom, type MessageDto } from '../src/shared/events.ts';
 

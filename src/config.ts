@@ -1,6 +1,9 @@
-import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { authConfig, type AuthConfig } from './auth/keys.ts';
+import { ConfigError } from './shared/errors.ts';
+
+export { ConfigError };
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -87,24 +90,6 @@ export interface GatewayConfig {
   shutdownTimeoutMs: number;
 }
 
-export interface AuthConfig {
-  /** HS secret or PEM public key, as configured; `demo` is true when neither was configured and a secret was made up. */
-  key: string;
-  /**
-   * The same key, parsed once at start-up: tokens are verified with it. Given the string, jsonwebtoken would
-   * parse it again for every token, first as a PEM public key, catching the failure (`npm run bench:jwt`).
-   */
-  keyObject: KeyObject;
-  algorithms: string[];
-  issuer?: string;
-  audience?: string;
-  demo: boolean;
-}
-
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
-
 /** Reads the environment once, at start-up; a bad value stops the process with a clear message. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, makeDemoSecret?: () => string): GatewayConfig {
   // Empty strings count as unset, as in most deployment tools.
@@ -124,7 +109,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, makeDemoSecret?
     redisUrl: e.REDIS_URL,
     redisAdapter: e.REDIS_ADAPTER,
     redisPrefix: e.REDIS_PREFIX,
-    auth: authConfig(e, makeDemoSecret),
+    auth: authConfig(
+      { secret: e.JWT_SECRET, publicKey: e.JWT_PUBLIC_KEY, algorithms: e.JWT_ALGORITHMS, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE },
+      makeDemoSecret,
+    ),
     corsOrigins: e.CORS_ORIGINS,
     assistant: {
       kind: e.ASSISTANT,
@@ -148,103 +136,4 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, makeDemoSecret?
     },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
   };
-}
-
-const SYMMETRIC = ['HS256', 'HS384', 'HS512'];
-const RSA = { types: ['rsa'] };
-const RSA_PSS = { types: ['rsa', 'rsa-pss'] };
-/** Each asymmetric algorithm, with the key type (and curve) it verifies with (RFC 7518 §3.3–3.5). */
-const KEY_FOR_ALGORITHM: Record<string, { types: string[]; curve?: string }> = {
-  RS256: RSA,
-  RS384: RSA,
-  RS512: RSA,
-  PS256: RSA_PSS,
-  PS384: RSA_PSS,
-  PS512: RSA_PSS,
-  ES256: { types: ['ec'], curve: 'prime256v1' },
-  ES384: { types: ['ec'], curve: 'secp384r1' },
-  ES512: { types: ['ec'], curve: 'secp521r1' },
-};
-const ASYMMETRIC = Object.keys(KEY_FOR_ALGORITHM);
-/** HS256 keys shorter than the hash output are brute-forceable (RFC 7518 §3.2). */
-const MIN_SECRET_BYTES = 32;
-
-function authConfig(e: Env, makeDemoSecret?: () => string): AuthConfig {
-  const common = { issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE };
-  if (e.JWT_SECRET && e.JWT_PUBLIC_KEY) {
-    throw new ConfigError('set JWT_SECRET or JWT_PUBLIC_KEY, not both');
-  }
-  if (e.JWT_ALGORITHMS?.some((a) => a.toLowerCase() === 'none')) {
-    throw new ConfigError('JWT_ALGORITHMS must never contain "none"');
-  }
-  if (e.JWT_ALGORITHMS?.length === 0) {
-    throw new ConfigError('JWT_ALGORITHMS names no algorithm');
-  }
-  if (e.JWT_PUBLIC_KEY) {
-    const bad = (e.JWT_ALGORITHMS ?? []).filter((a) => !ASYMMETRIC.includes(a));
-    if (bad.length) throw new ConfigError(`JWT_ALGORITHMS ${bad.join(',')} cannot be used with JWT_PUBLIC_KEY`);
-    // PEM keys are often passed on one line with literal \n.
-    const key = e.JWT_PUBLIC_KEY.replace(/\\n/g, '\n').trim();
-    const keyObject = parsePublicKey(key);
-    // Unset, the algorithms are those of RS256 and ES256 that the key can verify.
-    const algorithms = e.JWT_ALGORITHMS ?? ['RS256', 'ES256'].filter((a) => fits(keyObject, a));
-    const unfit = algorithms.filter((a) => !fits(keyObject, a));
-    if (unfit.length || algorithms.length === 0) {
-      const curve = keyObject.asymmetricKeyDetails?.namedCurve;
-      const what = `the ${keyObject.asymmetricKeyType}${curve ? ` ${curve}` : ''} key in JWT_PUBLIC_KEY`;
-      throw new ConfigError(unfit.length ? `JWT_ALGORITHMS ${unfit.join(',')} cannot verify with ${what}` : `neither RS256 nor ES256 fits ${what}; set JWT_ALGORITHMS`);
-    }
-    return { ...common, key, keyObject, algorithms, demo: false };
-  }
-  const algorithms = e.JWT_ALGORITHMS ?? ['HS256'];
-  const bad = algorithms.filter((a) => !SYMMETRIC.includes(a));
-  if (bad.length) throw new ConfigError(`JWT_ALGORITHMS ${bad.join(',')} cannot be used with JWT_SECRET`);
-  if (e.JWT_SECRET) {
-    if (Buffer.byteLength(e.JWT_SECRET) < MIN_SECRET_BYTES) {
-      throw new ConfigError(`JWT_SECRET is ${Buffer.byteLength(e.JWT_SECRET)} bytes; at least ${MIN_SECRET_BYTES} are required`);
-    }
-    // A public key used as an HMAC secret lets anyone who has it (everyone) sign tokens.
-    if (parsesAsKey(e.JWT_SECRET)) {
-      throw new ConfigError('JWT_SECRET holds a key in PEM form; a public key goes in JWT_PUBLIC_KEY');
-    }
-    return { ...common, key: e.JWT_SECRET, keyObject: createSecretKey(Buffer.from(e.JWT_SECRET)), algorithms, demo: false };
-  }
-  if (!makeDemoSecret) {
-    throw new ConfigError('no JWT_SECRET or JWT_PUBLIC_KEY configured');
-  }
-  const secret = makeDemoSecret();
-  return { ...common, key: secret, keyObject: createSecretKey(Buffer.from(secret)), algorithms: ['HS256'], demo: true };
-}
-
-/**
- * Parses JWT_PUBLIC_KEY. Otherwise a key that is not one, or that fits none of the algorithms, would start a
- * gateway that refuses every token without saying why.
- */
-function parsePublicKey(pem: string): KeyObject {
-  // A private key would parse (its public half is derived), but it has no place in a verifier's configuration.
-  if (/PRIVATE KEY-----/.test(pem)) {
-    throw new ConfigError('JWT_PUBLIC_KEY holds a private key; give the public key only');
-  }
-  try {
-    return createPublicKey(pem);
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    throw new ConfigError(`JWT_PUBLIC_KEY is not a public key in PEM form${code ? ` (${code})` : ''}`);
-  }
-}
-
-/** Whether `key` can verify tokens signed with the asymmetric `algorithm`. */
-function fits(key: KeyObject, algorithm: string): boolean {
-  const need = KEY_FOR_ALGORITHM[algorithm];
-  if (!need || !need.types.includes(key.asymmetricKeyType ?? '')) return false;
-  return need.curve === undefined || key.asymmetricKeyDetails?.namedCurve === need.curve;
-}
-
-function parsesAsKey(text: string): boolean {
-  try {
-    createPublicKey(text);
-    return true;
-  } catch {
-    return false;
-  }
 }

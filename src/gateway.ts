@@ -1,36 +1,49 @@
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { GatewayConfig } from './config.ts';
 import { createAssistant, DEFAULT_TIMING, type Assistant, type AssistantTiming } from './assistant/assistant.ts';
-import { chatRoutes } from './assistant/chat.routes.ts';
 import { createEchoProvider } from './assistant/echo.ts';
 import { createOpenAiProvider } from './assistant/openai.ts';
 import type { AssistantProvider } from './assistant/provider.ts';
 import { createReplyStore } from './assistant/reply-store.ts';
 import { createTokenVerifier } from './auth/jwt.ts';
-import { createConversationService } from './conversations/conversation.service.ts';
-import { initOrm, pingDatabase, type Orm } from './db/orm.ts';
+import { chatRoutes } from './chat/chat.routes.ts';
+import { messageRoutes } from './chat/message.routes.ts';
+import { createSendMessage, type SendMessage } from './chat/send-message.ts';
+import type { GatewayConfig } from './config.ts';
+import { conversationRoutes } from './conversations/conversation.routes.ts';
+import { createConversationService, type ConversationService } from './conversations/conversation.service.ts';
+import { initOrm, pingDatabase } from './db/orm.ts';
+import type { Orm } from './db/types.ts';
+import { entities } from './entities.ts';
 import { createHttpApp } from './http/app.ts';
 import type { ReadinessCheck } from './http/ops.routes.ts';
 import { createSendLimiter } from './limits/send-limiter.ts';
-import { createMessageService, DEFAULT_BATCHING } from './messages/message.service.ts';
+import { createMessageService, DEFAULT_BATCHING, type MessageService } from './messages/message.service.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
+import { serveChatNamespace } from './realtime/chat-namespace.ts';
+import { createFanout, type Fanout } from './realtime/fanout.ts';
 import { createRedisClients, pingRedis } from './realtime/redis.ts';
-import { createRealtime, type Realtime } from './realtime/socket-server.ts';
-import type { Broadcast } from './shared/broadcast.ts';
+import { createSocketServer, type SocketServer } from './realtime/socket-server.ts';
 import { waitAtMost } from './shared/time-bounds.ts';
-import type { Services } from './services.ts';
-import { createUserService } from './users/user.service.ts';
+import { userRoutes } from './users/user.routes.ts';
+import { createUserService, type UserService } from './users/user.service.ts';
 
 export interface Gateway {
   config: GatewayConfig;
   httpServer: HttpServer;
   orm: Orm;
-  services: Services;
+  /** The services both doors share, for scripts and tests that drive the gateway from inside. */
+  services: {
+    conversations: ConversationService;
+    messages: MessageService;
+    users: UserService;
+    sendMessage: SendMessage;
+  };
+  sockets: SocketServer;
+  fanout: Fanout;
   assistant: Assistant;
-  realtime: Realtime;
   metrics: Metrics;
   log: Logger;
   /** Starts listening; resolves with the bound port (port 0 picks a free one). */
@@ -47,11 +60,12 @@ export interface GatewayOptions {
   provider?: AssistantProvider;
 }
 
-/** The composition root: builds every part from the config; only the entry file listens for real. */
+/** The composition root: builds every part from the config, in order; only the entry file listens for real. */
 export async function createGateway(config: GatewayConfig, options: GatewayOptions = {}): Promise<Gateway> {
   const log = options.log ?? createLogger(config.logLevel, { node: config.nodeId });
   const metrics = createMetrics(config.nodeId);
   const orm = await initOrm({
+    entities,
     databaseUrl: config.databaseUrl,
     pgliteDir: config.pgliteDir,
     poolMax: config.dbPoolMax,
@@ -60,84 +74,74 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   });
   const redis = config.redisUrl ? createRedisClients(config.redisUrl, log, metrics) : undefined;
   const verifyToken = createTokenVerifier(config.auth);
+  let closing = false;
+  const isClosing = () => closing;
 
-  // Publishing needs the socket server, which needs the HTTP server, which needs the services: bind late.
-  let realtime: Realtime | undefined;
-  const publish = (broadcasts: Broadcast[]) => realtime?.publish(broadcasts);
-  const deps = { orm, log, metrics };
-  const sendLimiter = createSendLimiter({
+  // The socket server comes first: every write below publishes through its fan-out.
+  const sockets = createSocketServer({
+    corsOrigins: config.corsOrigins,
+    maxMessageChars: config.maxMessageChars,
+    redis,
+    redisAdapter: config.redisAdapter,
+    redisPrefix: config.redisPrefix,
+    log,
+  });
+  const fanout = createFanout(sockets.nsp, { peers: Boolean(redis) });
+  const publish = fanout.publish;
+
+  const deps = { orm, log };
+  const conversations = createConversationService(deps);
+  const messages = createMessageService({ ...deps, metrics, batching: { ...DEFAULT_BATCHING, concurrency: config.appendConcurrency, maxQueued: config.appendQueueMax } });
+  const users = createUserService(deps);
+  const assistant = createAssistant({
+    provider: options.provider ?? providerFor(config),
+    messages,
+    store: createReplyStore(orm),
+    publish,
+    stopElsewhere: fanout.stopElsewhere,
+    metrics,
+    log,
+    timing: replyTiming(config.assistant.staleMs, options.assistantTiming),
+  });
+  fanout.answerStops(assistant.stopIfRunningHere);
+  const limiter = createSendLimiter({
     points: config.limits.sendRate,
     durationS: config.limits.sendRateWindowS,
     redis: redis?.commands,
     prefix: config.redisPrefix,
   });
-  const messages = createMessageService({ ...deps, batching: { ...DEFAULT_BATCHING, concurrency: config.appendConcurrency, maxQueued: config.appendQueueMax } });
-  const replyStore = createReplyStore(orm);
-  const assistant = createAssistant({
-    provider: options.provider ?? providerFor(config),
-    messages,
-    store: replyStore,
-    publish,
-    metrics,
-    log,
-    timing: replyTiming(config.assistant.staleMs, options.assistantTiming),
-  });
-  const services: Services = {
-    conversations: createConversationService(deps),
-    messages,
-    users: createUserService(deps),
-    publish,
-    async announceUserMessage(userId, outcome) {
-      publish(outcome.broadcasts);
-      // On a retry replyTo finds the reply already started (one per user message) and waits for it or returns it.
-      return assistant.replyTo(userId, outcome.data.message).catch((err) => {
-        log.error({ err, messageId: outcome.data.message.id }, 'assistant reply could not start');
-        return null;
-      });
-    },
-    findMessage: (userId, messageId) => replyStore.find(userId, messageId),
-    async sendUserMessage(userId, input) {
-      await sendLimiter.consume(userId);
-      const outcome = await messages.append(userId, input);
-      if (outcome.data.duplicate) await sendLimiter.refund(userId);
-      return outcome;
-    },
-    disconnectUser: (userId) => realtime?.disconnectUser(userId),
-  };
+  const sendMessage = createSendMessage({ limiter, messages, assistant, publish, log });
 
-  let closing = false;
+  const { maxMessageChars } = config;
   const httpInflight = { count: 0 };
   const readiness: Record<string, ReadinessCheck> = { database: () => pingDatabase(orm) };
   if (redis) readiness.redis = () => pingRedis(redis.commands);
   const app = createHttpApp({
-    services,
+    api: [
+      { path: '/conversations', router: conversationRoutes({ conversations, publish, maxMessageChars }) },
+      { path: '/conversations', router: messageRoutes({ messages, sendMessage, maxMessageChars }) },
+      { path: '/me', router: userRoutes({ users, disconnectUser: fanout.disconnectUser }) },
+      { path: '', router: chatRoutes({ sendMessage, messages, maxMessageChars, timeoutMs: config.assistant.chatTimeoutMs }) },
+    ],
     verifyToken,
     auth: config.auth,
     metrics,
     log,
-    maxMessageChars: config.maxMessageChars,
+    maxMessageChars,
     metricsToken: config.metricsToken,
     readiness,
-    isClosing: () => closing,
+    isClosing,
     inflight: httpInflight,
-    extraApiRoutes: (api) =>
-      chatRoutes(api, { services, maxMessageChars: config.maxMessageChars, timeoutMs: config.assistant.chatTimeoutMs }),
   });
-  const httpServer = createServer(app);
-  realtime = createRealtime(httpServer, {
-    corsOrigins: config.corsOrigins,
-    maxMessageChars: config.maxMessageChars,
-    maxSocketsPerUser: config.limits.maxSocketsPerUser,
-    redis,
-    redisAdapter: config.redisAdapter,
-    redisPrefix: config.redisPrefix,
+  const chat = serveChatNamespace(sockets.nsp, {
     verifyToken,
-    assistant,
+    maxSocketsPerUser: config.limits.maxSocketsPerUser,
+    commands: { conversations, messages, sendMessage, assistant, publish, maxMessageChars, isClosing },
     metrics,
     log,
-    services,
-    isClosing: () => closing,
   });
+  const httpServer = createServer(app);
+  sockets.attach(httpServer);
   assistant.startSweeper();
 
   let closed: Promise<void> | undefined;
@@ -148,9 +152,10 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     httpServer.close();
     httpServer.closeIdleConnections();
     // Units of work already started commit and get their ack; replies run to their end within the bound.
-    while ((realtime!.inflight.count > 0 || httpInflight.count > 0) && Date.now() < deadline) await sleep(20);
+    while ((chat.inflight.count > 0 || httpInflight.count > 0) && Date.now() < deadline) await sleep(20);
     await assistant.drain(Math.max(0, deadline - Date.now()));
-    await realtime!.close();
+    chat.stop();
+    await sockets.close();
     httpServer.closeAllConnections();
     await redis?.close();
     // Bounded: a pool still opening its first connection can keep close() waiting for good.
@@ -162,9 +167,10 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     config,
     httpServer,
     orm,
-    services,
+    services: { conversations, messages, users, sendMessage },
+    sockets,
+    fanout,
     assistant,
-    realtime,
     metrics,
     log,
     listen(port = config.port, host = config.host) {

@@ -15,7 +15,7 @@ process.on('message', async (message) => {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     const usage = process.memoryUsage();
-    process.send!({ heapUsed: usage.heapUsed, rss: usage.rss, sockets: gateway.realtime.nsp.sockets.size });
+    process.send!({ heapUsed: usage.heapUsed, rss: usage.rss, sockets: gateway.sockets.nsp.sockets.size });
   } else if (typeof message === 'string' && message.startsWith('snapshot:')) {
     const { writeHeapSnapshot } = await import('node:v8');
     writeHeapSnapshot(message.slice('snapshot:'.length));

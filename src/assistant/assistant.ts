@@ -1,10 +1,10 @@
+import type { MessageService } from '../messages/message.service.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import type { MessageService } from '../messages/message.service.ts';
 import type { Publisher } from '../shared/broadcast.ts';
 import { notFound } from '../shared/errors.ts';
-import { waitAtMost } from '../shared/time-bounds.ts';
 import type { MessageDto } from '../shared/events.ts';
+import { waitAtMost } from '../shared/time-bounds.ts';
 import type { AssistantProvider, ChatTurn } from './provider.ts';
 import { Reply, type ReplyTiming } from './reply.ts';
 import type { ReplyStore } from './reply-store.ts';
@@ -23,6 +23,8 @@ export interface AssistantDeps {
   messages: MessageService;
   store: ReplyStore;
   publish: Publisher;
+  /** Asks the other nodes to stop a reply that runs on one of them (absent on a single node). */
+  stopElsewhere?: (messageId: string) => Promise<MessageDto | undefined>;
   metrics: Metrics;
   log: Logger;
   timing?: Partial<AssistantTiming>;
@@ -33,7 +35,6 @@ export function createAssistant(deps: AssistantDeps) {
   const timing = { ...DEFAULT_TIMING, ...deps.timing };
   // Replies running on this node, by message id: local work in progress, not a routing table.
   const running = new Map<string, Reply>();
-  let remoteStop: ((messageId: string) => Promise<MessageDto | undefined>) | undefined;
   let sweeper: NodeJS.Timeout | undefined;
   let sweeping: Promise<void> = Promise.resolve();
 
@@ -54,7 +55,7 @@ export function createAssistant(deps: AssistantDeps) {
     const message = created.data.message;
     if (created.data.duplicate) return running.get(message.id)?.done ?? message;
     // Registered before anything else is awaited, so a stop arriving meanwhile reaches it here.
-    const reply = new Reply({ userId, message, provider, store: deps.store, publish: deps.publish, log: deps.log, timing, startedAt, metrics: deps.metrics });
+    const reply = new Reply({ userId, message, provider, store: deps.store, find: deps.messages.find, publish: deps.publish, log: deps.log, timing, startedAt, metrics: deps.metrics });
     running.set(message.id, reply);
     reply.done.finally(() => running.delete(message.id));
     deps.publish(created.broadcasts);
@@ -83,12 +84,12 @@ export function createAssistant(deps: AssistantDeps) {
 
   /** Stops a reply from any tab on any node: locally, else through the node running it, else in the database. */
   async function stop(userId: string, conversationId: string, messageId: string): Promise<MessageDto> {
-    const message = await deps.store.find(userId, messageId);
+    const message = await deps.messages.find(userId, messageId);
     if (!message || message.conversationId !== conversationId || message.role !== 'assistant') throw notFound('message');
     if (message.status !== 'streaming') return message;
     const local = running.get(messageId);
-    if (local) return (await local.stop('stopped')) ?? (await deps.store.find(userId, messageId)) ?? message;
-    const remote = await remoteStop?.(messageId).catch((err: Error) => {
+    if (local) return (await local.stop('stopped')) ?? (await deps.messages.find(userId, messageId)) ?? message;
+    const remote = await deps.stopElsewhere?.(messageId).catch((err: Error) => {
       deps.log.warn({ messageId, err: err.message }, 'no node answered the stop request');
       return undefined;
     });
@@ -97,7 +98,7 @@ export function createAssistant(deps: AssistantDeps) {
     const processingTimeMs = Date.now() - Date.parse(message.createdAt);
     const ended = await deps.store.finish(messageId, 'stopped', { ...message.metadata, processingTimeMs });
     if (ended) deps.publish([{ userId, event: 'message:updated', payload: { message: ended } }]);
-    return ended ?? (await deps.store.find(userId, messageId)) ?? message;
+    return ended ?? (await deps.messages.find(userId, messageId)) ?? message;
   }
 
   /** A stop forwarded by another node: answer with the stopped reply if it runs here, else null. */
@@ -122,10 +123,6 @@ export function createAssistant(deps: AssistantDeps) {
     replyTo: tracked,
     stop,
     stopIfRunningHere,
-    /** How this node reaches the others for a stop (set by the realtime layer when Redis connects nodes). */
-    setRemoteStop(fn: typeof remoteStop) {
-      remoteStop = fn;
-    },
     startSweeper() {
       const run = () => {
         sweeping = sweep();

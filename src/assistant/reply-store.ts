@@ -1,7 +1,6 @@
-import type { Orm } from '../db/orm.ts';
-import { MessageSchema } from '../messages/message.entity.ts';
+import type { Orm } from '../db/types.ts';
+import { messageFromRow } from '../messages/message.dto.ts';
 import type { MessageStatus } from '../messages/message.entity.ts';
-import { toMessageDto } from '../shared/dto.ts';
 import type { MessageDto } from '../shared/events.ts';
 
 /**
@@ -26,34 +25,27 @@ export function createReplyStore(orm: Orm) {
     metadata: Record<string, unknown>,
     content?: string,
   ): Promise<MessageDto | undefined> {
-    const em = orm.em.fork();
-    const rows = await em.execute<Record<string, unknown>[]>(
+    const rows = await orm.em.fork().execute<Record<string, unknown>[]>(
       `update messages set status = ?, metadata = ?::jsonb, content = coalesce(?, content), updated_at = now()
        where id = ? and status = 'streaming' returning *`,
       [status, JSON.stringify(metadata), content ?? null, messageId],
     );
-    return rows[0] ? toMessageDto(em.map(MessageSchema, rows[0])) : undefined;
+    return rows[0] ? messageFromRow(rows[0]) : undefined;
   }
 
   /** Marks as failed every reply whose heartbeat stopped (its node died), keeping the partial text. */
   async function failStale(staleMs: number): Promise<{ userId: string; message: MessageDto }[]> {
-    const em = orm.em.fork();
-    const rows = await em.execute<Record<string, unknown>[]>(
+    const rows = await orm.em.fork().execute<Record<string, unknown>[]>(
       `update messages set status = 'failed', updated_at = now(),
          metadata = coalesce(metadata, '{}'::jsonb) || jsonb_build_object('error',
            jsonb_build_object('code', 'INTERRUPTED', 'message', 'the reply was interrupted before it ended'))
        where status = 'streaming' and updated_at < now() - make_interval(secs => ?) returning *`,
       [staleMs / 1000],
     );
-    return rows.map((row) => ({ userId: String(row.user_id), message: toMessageDto(em.map(MessageSchema, row)) }));
+    return rows.map((row) => ({ userId: String(row.user_id), message: messageFromRow(row) }));
   }
 
-  async function find(userId: string, messageId: string): Promise<MessageDto | undefined> {
-    const message = await orm.em.fork().findOne(MessageSchema, { id: messageId, userId });
-    return message ? toMessageDto(message) : undefined;
-  }
-
-  return { saveProgress, finish, failStale, find };
+  return { saveProgress, finish, failStale };
 }
 
 export type ReplyStore = ReturnType<typeof createReplyStore>;

@@ -19,6 +19,8 @@ export interface ReplyDeps {
   message: MessageDto;
   provider: AssistantProvider;
   store: ReplyStore;
+  /** The reply as stored now, when something else ended it. */
+  find: (userId: string, messageId: string) => Promise<MessageDto | undefined>;
   publish: Publisher;
   log: Logger;
   metrics: Metrics;
@@ -95,12 +97,12 @@ export class Reply {
     }
     this.flush();
     await this.saving;
-    if (this.endReason === 'superseded') return store.find(this.d.userId, message.id);
+    if (this.endReason === 'superseded') return this.d.find(this.d.userId, message.id);
 
     const processingTimeMs = Math.round(performance.now() - this.d.startedAt);
     const metadata = { ...this.metadata, deltaIndex: this.deltas, processingTimeMs, ...(error ? { error } : {}) };
     const ended = await store.finish(message.id, status, metadata, this.text);
-    if (!ended) return store.find(this.d.userId, message.id);
+    if (!ended) return this.d.find(this.d.userId, message.id);
     this.d.metrics.assistantTotal.observe({ status }, processingTimeMs / 1000);
     this.d.publish([{ userId: this.d.userId, event: 'message:updated', payload: { message: ended } }]);
     return ended;

@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import type { AuthConfig } from '../config.ts';
+import type { AuthConfig } from './keys.ts';
 import { parse } from '../shared/validation.ts';
 import { signToken } from './jwt.ts';
 

@@ -1,6 +1,6 @@
 import jwt from 'jsonwebtoken';
 import { z } from 'zod';
-import type { AuthConfig } from '../config.ts';
+import type { AuthConfig } from './keys.ts';
 import { ErrorCode, GatewayError } from '../shared/errors.ts';
 
 export interface Identity {

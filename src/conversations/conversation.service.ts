@@ -1,16 +1,11 @@
-import type { Em, Orm } from '../db/orm.ts';
-import type { Logger } from '../observability/logger.ts';
-import { audit } from '../observability/logger.ts';
+import type { ServiceDeps } from '../db/types.ts';
+import { audit, type Logger } from '../observability/logger.ts';
 import type { Outcome } from '../shared/broadcast.ts';
-import { toConversationDto } from '../shared/dto.ts';
 import { ErrorCode, GatewayError, notFound } from '../shared/errors.ts';
 import type { ConversationDto } from '../shared/events.ts';
+import { ensureUsers } from '../users/user.service.ts';
+import { toConversationDto } from './conversation.dto.ts';
 import { ConversationSchema, type Conversation } from './conversation.entity.ts';
-
-export interface ServiceDeps {
-  orm: Orm;
-  log: Logger;
-}
 
 /** Conversations of one user: every operation is its own unit of work on a fresh fork. */
 export function createConversationService({ orm, log }: ServiceDeps) {
@@ -81,18 +76,6 @@ export function createConversationService({ orm, log }: ServiceDeps) {
 }
 
 export type ConversationService = ReturnType<typeof createConversationService>;
-
-/**
- * Users are upserted on first write; nothing else creates them. Inserted in sorted order, so that transactions
- * creating the same users at once always take their locks in the same order.
- */
-export async function ensureUsers(em: Em, userIds: string[]): Promise<void> {
-  if (userIds.length === 0) return;
-  await em.execute(
-    'insert into users (id, created_at) select id, now() from jsonb_array_elements_text(?::jsonb) as u(id) on conflict (id) do nothing',
-    [JSON.stringify([...new Set(userIds)].sort())],
-  );
-}
 
 /** Logs a refused or missing access (it may be a probe of another user's ids) and returns the NOT_FOUND to throw. */
 export function refusedAccess(log: Logger, userId: string, op: string, conversationId: string): GatewayError {

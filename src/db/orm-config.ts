@@ -4,17 +4,13 @@ import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { Migrator } from '@mikro-orm/migrations';
 import { fileURLToPath } from 'node:url';
 import type { Pool } from 'pg';
-import { deferBegin } from './deferred-begin.ts';
 import { namePreparedStatements } from './prepared.ts';
-import { UserSchema } from '../users/user.entity.ts';
-import { ConversationSchema } from '../conversations/conversation.entity.ts';
-import { MessageSchema } from '../messages/message.entity.ts';
-
-export const entities = [UserSchema, ConversationSchema, MessageSchema];
 
 const migrationsPath = fileURLToPath(new URL('../../migrations', import.meta.url));
 
 export interface DatabaseOptions {
+  /** The entities of every feature (src/entities.ts): the database layer knows none of them by name. */
+  entities: Options['entities'];
   /** PostgreSQL connection string; when absent the embedded PGlite database is used. */
   databaseUrl?: string;
   /** Directory of the embedded database (`memory://` keeps it in memory, for tests). */
@@ -27,7 +23,7 @@ export interface DatabaseOptions {
 /** One MikroORM config for both databases: the same entities and migrations serve PostgreSQL and PGlite. */
 export function ormConfig(options: DatabaseOptions): Options {
   const common = {
-    entities,
+    entities: options.entities,
     extensions: [Migrator],
     debug: options.debug ?? false,
     // Entities are defined with defineEntity; nothing to discover by reflection.
@@ -54,14 +50,10 @@ export function ormConfig(options: DatabaseOptions): Options {
       driver: PostgreSqlDriver as unknown as Options['driver'],
       clientUrl: options.databaseUrl,
       pool: { min: 2, max: options.poolMax ?? 20, idleTimeoutMillis: 60_000 },
-      // onPoolCreated: prepared statements go out under their names (prepared.ts), and each transaction's BEGIN
-      // rides with its first statement (deferred-begin.ts, which wraps the former).
+      // Prepared statements go out under their names (prepared.ts).
       driverOptions: {
         connectionTimeoutMillis: 3_000,
-        onPoolCreated: (pool: Pool) => {
-          namePreparedStatements(pool);
-          deferBegin(pool);
-        },
+        onPoolCreated: (pool: Pool) => namePreparedStatements(pool),
       },
     });
   }

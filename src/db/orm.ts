@@ -1,11 +1,9 @@
-import { MikroORM, type EntityManager } from '@mikro-orm/sql';
+import { MikroORM } from '@mikro-orm/sql';
 import pg from 'pg';
 import type { Logger } from '../observability/logger.ts';
 import { withTimeout } from '../shared/time-bounds.ts';
 import { ormConfig, type DatabaseOptions } from './orm-config.ts';
-
-export type Orm = MikroORM;
-export type Em = EntityManager;
+import type { Orm } from './types.ts';
 
 // Arbitrary constant shared by every node: the key of the advisory lock that serialises migrations.
 const MIGRATION_LOCK_KEY = 7_346_112_901;

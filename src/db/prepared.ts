@@ -1,6 +1,6 @@
 import { CompiledQuery } from 'kysely';
 import type { Pool } from 'pg';
-import type { Em } from './orm.ts';
+import type { Em } from './types.ts';
 
 /**
  * Statements PostgreSQL plans once per connection instead of at every run.

@@ -1,19 +1,23 @@
-import express, { type Express } from 'express';
-import type { AuthConfig } from '../config.ts';
+import express, { type Express, type RequestHandler, type Router } from 'express';
 import { demoRoutes } from '../auth/demo.routes.ts';
+import { requireAuth } from '../auth/http.ts';
 import type { TokenVerifier } from '../auth/jwt.ts';
-import { conversationRoutes } from '../conversations/conversation.routes.ts';
+import type { AuthConfig } from '../auth/keys.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import type { Services } from '../services.ts';
-import { userRoutes } from '../users/user.routes.ts';
-import { requireAuth } from './auth.ts';
 import { errorHandler, notFoundRoute } from './errors.ts';
 import { opsRoutes, type ReadinessCheck } from './ops.routes.ts';
 import { staticRoutes } from './static.routes.ts';
 
+/** A feature's router and where it is mounted under `/api` (every route there needs a bearer token). */
+export interface ApiRoutes {
+  path: string;
+  router: Router;
+}
+
 export interface HttpAppOptions {
-  services: Services;
+  /** Every feature's routes, mounted in this order. */
+  api: ApiRoutes[];
   verifyToken: TokenVerifier;
   auth: AuthConfig;
   metrics: Metrics;
@@ -24,8 +28,6 @@ export interface HttpAppOptions {
   isClosing: () => boolean;
   /** Requests in progress, so shutdown can let them finish. */
   inflight: { count: number };
-  /** Extra authenticated routes under /api (the assistant's waiting routes). */
-  extraApiRoutes?: (router: express.Router) => void;
 }
 
 export function createHttpApp(o: HttpAppOptions): Express {
@@ -39,21 +41,28 @@ export function createHttpApp(o: HttpAppOptions): Express {
   const bodyLimit = o.maxMessageChars * 12 + 16 * 1024;
   app.use(express.json({ limit: bodyLimit }));
 
-  app.use(opsRoutes({ checks: o.readiness, metrics: o.metrics, metricsToken: o.metricsToken, log: o.log, isClosing: o.isClosing }));
+  app.use(mounted(''), opsRoutes({ checks: o.readiness, metrics: o.metrics, metricsToken: o.metricsToken, log: o.log, isClosing: o.isClosing }));
   // With a key configured the demo endpoint does not exist: 404, token or not.
-  app.use('/api/demo', o.auth.demo ? demoRoutes(o.auth) : notFoundRoute);
+  app.use('/api/demo', mounted('/api/demo'), o.auth.demo ? demoRoutes(o.auth) : notFoundRoute);
 
-  const api = express.Router();
-  api.use(requireAuth(o.verifyToken));
-  api.use('/conversations', conversationRoutes(o.services, o.maxMessageChars));
-  api.use('/me', userRoutes(o.services));
-  o.extraApiRoutes?.(api);
-  app.use('/api', api);
+  app.use('/api', requireAuth(o.verifyToken));
+  for (const { path, router } of o.api) app.use(`/api${path}`, mounted(`/api${path}`), router);
 
-  app.use(staticRoutes({ demo: o.auth.demo }));
+  app.use(mounted(''), staticRoutes({ demo: o.auth.demo }));
   app.use(notFoundRoute);
   app.use(errorHandler(o.log, o.metrics));
   return app;
+}
+
+/**
+ * Remembers where the router that answers was mounted. Express restores `req.baseUrl` as routing unwinds, so by the
+ * time a response finishes it may no longer name the mount point.
+ */
+function mounted(path: string): RequestHandler {
+  return (_req, res, next) => {
+    res.locals.mountPath = path;
+    next();
+  };
 }
 
 function requestMetrics(metrics: Metrics, inflight: { count: number }): express.RequestHandler {
@@ -62,12 +71,19 @@ function requestMetrics(metrics: Metrics, inflight: { count: number }): express.
     inflight.count++;
     res.once('close', () => inflight.count--);
     res.on('finish', () => {
-      // The matched route pattern, never the raw path: ids would explode the label set.
-      const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : 'unmatched';
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      const route = routeLabel(req.route?.path, res.locals.mountPath, req.path);
       metrics.httpRequests.inc({ method: req.method, route, status: String(res.statusCode) });
       metrics.httpDuration.observe({ method: req.method, route }, seconds);
     });
     next();
   };
+}
+
+/** The matched route pattern, never the raw path: ids would explode the label set. */
+function routeLabel(pattern: unknown, mountPath: unknown, path: string): string {
+  if (typeof pattern === 'string' && typeof mountPath === 'string') return `${mountPath}${pattern === '/' && mountPath ? '' : pattern}`;
+  // Files served without a route (the widget bundles) share one label.
+  if (path.startsWith('/widget/')) return '/widget/*';
+  return 'unmatched';
 }

@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { reportFailure } from '../db/errors.ts';
+import { reportFailure } from '../observability/failures.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { ErrorCode, GatewayError, type ErrorCode as Code } from '../shared/errors.ts';

@@ -1,12 +1,13 @@
 import { DeadlockException, LockWaitTimeoutException, UniqueConstraintViolationException } from '@mikro-orm/core';
 import { v7 as uuidv7 } from 'uuid';
+import { conversationFromRow, toConversationDto } from '../conversations/conversation.dto.ts';
 import { ConversationSchema } from '../conversations/conversation.entity.ts';
-import { isDatabaseUnavailable } from '../db/errors.ts';
 import { preparedStatement, runPrepared } from '../db/prepared.ts';
-import { conversationFromRow, messageFromRow, toConversationDto } from '../shared/dto.ts';
+import type { Em, Orm } from '../db/types.ts';
 import { ErrorCode, GatewayError } from '../shared/errors.ts';
 import type { ConversationDto, MessageDto } from '../shared/events.ts';
-import type { Em, Orm } from '../db/orm.ts';
+import { isDatabaseUnavailable } from '../shared/failures.ts';
+import { messageFromRow } from './message.dto.ts';
 import type { MessageRole, MessageStatus } from './message.entity.ts';
 
 export interface AppendRequest {

@@ -1,11 +1,13 @@
-import { refusedAccess, type ServiceDeps } from '../conversations/conversation.service.ts';
-import { createAppendBatcher, type BatcherOptions } from './append-batcher.ts';
+import { conversationFromRow } from '../conversations/conversation.dto.ts';
+import { refusedAccess } from '../conversations/conversation.service.ts';
+import type { ServiceDeps } from '../db/types.ts';
 import { audit } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Broadcast, Outcome } from '../shared/broadcast.ts';
-import { conversationFromRow, messageFromRow } from '../shared/dto.ts';
 import type { ConversationDto, MessageDto } from '../shared/events.ts';
-import type { MessageRole, MessageStatus } from './message.entity.ts';
+import { createAppendBatcher, type BatcherOptions } from './append-batcher.ts';
+import { messageFromRow, toMessageDto } from './message.dto.ts';
+import { MessageSchema, type MessageRole, type MessageStatus } from './message.entity.ts';
 
 export interface AppendInput {
   /** Absent: a new conversation is started, titled from the content. */
@@ -105,7 +107,13 @@ export function createMessageService({ orm, log, metrics, batching = DEFAULT_BAT
     return { conversation: conversationFromRow(rows[0]!, 'c_'), messages, hasMore };
   }
 
-  return { append, history };
+  /** One of the user's messages as stored now; undefined when it is missing or someone else's. */
+  async function find(userId: string, messageId: string): Promise<MessageDto | undefined> {
+    const message = await orm.em.fork().findOne(MessageSchema, { id: messageId, userId });
+    return message ? toMessageDto(message) : undefined;
+  }
+
+  return { append, history, find };
 }
 
 export type MessageService = ReturnType<typeof createMessageService>;

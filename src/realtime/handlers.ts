@@ -1,27 +1,37 @@
 import type { z } from 'zod';
 import type { Assistant } from '../assistant/assistant.ts';
 import type { TokenVerifier } from '../auth/jwt.ts';
-import { reportFailure } from '../db/errors.ts';
+import type { SendMessage } from '../chat/send-message.ts';
+import type { ConversationService } from '../conversations/conversation.service.ts';
+import type { MessageService } from '../messages/message.service.ts';
+import { reportFailure } from '../observability/failures.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import type { Services } from '../services.ts';
+import type { Publisher } from '../shared/broadcast.ts';
+import { commandSchemas, type CommandSchemas } from '../shared/commands.ts';
 import { ErrorCode, GatewayError } from '../shared/errors.ts';
 import type { Ack, CommandName, CommandResults } from '../shared/events.ts';
 import { parse } from '../shared/validation.ts';
-import type { CommandSchemas } from './commands.ts';
 import type { ChatSocket } from './types.ts';
 
-export interface HandlerDeps {
-  services: Services;
-  assistant: Assistant;
+/** What the commands act on: the same services the REST routes use. */
+export interface CommandDeps {
+  conversations: ConversationService;
+  messages: Pick<MessageService, 'history'>;
+  sendMessage: SendMessage;
+  assistant: Pick<Assistant, 'stop'>;
+  publish: Publisher;
+  maxMessageChars: number;
+  /** True once shutdown has begun: new sends (and so new replies) go to another node. */
+  isClosing: () => boolean;
+}
+
+interface HandlerDeps extends CommandDeps {
   verifyToken: TokenVerifier;
-  schemas: CommandSchemas;
   metrics: Metrics;
   log: Logger;
   /** Counts handlers in flight, so shutdown can wait for their units of work. */
   inflight: { count: number };
-  /** True once shutdown has begun: new sends (and so new replies) go to another node. */
-  isClosing: () => boolean;
 }
 
 /** What a handler hands back: the ack's data, and what to do once the ack is sent (broadcasts, the assistant). */
@@ -39,34 +49,34 @@ type CommandTable = { [K in CommandName]: Handler<K> };
  * per-socket memory is what limits how many idle tabs a node holds.
  */
 export function createDispatcher(deps: HandlerDeps): (this: ChatSocket, event: string, ...args: unknown[]) => void {
-  const { services, assistant } = deps;
+  const { conversations, messages, assistant, publish } = deps;
+  const schemas = commandSchemas(deps.maxMessageChars);
   const commands: CommandTable = {
     'conversation:create': async (socket, p) => {
-      const outcome = await services.conversations.create(socket.data.userId, p);
-      return { data: outcome.data, after: () => services.publish(outcome.broadcasts) };
+      const outcome = await conversations.create(socket.data.userId, p);
+      return { data: outcome.data, after: () => publish(outcome.broadcasts) };
     },
-    'conversation:list': async (socket, p) => ({ data: await services.conversations.list(socket.data.userId, p) }),
+    'conversation:list': async (socket, p) => ({ data: await conversations.list(socket.data.userId, p) }),
     'conversation:rename': async (socket, p) => {
-      const outcome = await services.conversations.rename(socket.data.userId, p);
-      return { data: outcome.data, after: () => services.publish(outcome.broadcasts) };
+      const outcome = await conversations.rename(socket.data.userId, p);
+      return { data: outcome.data, after: () => publish(outcome.broadcasts) };
     },
     'conversation:delete': async (socket, p) => {
-      const outcome = await services.conversations.remove(socket.data.userId, p);
-      return { data: outcome.data, after: () => services.publish(outcome.broadcasts) };
+      const outcome = await conversations.remove(socket.data.userId, p);
+      return { data: outcome.data, after: () => publish(outcome.broadcasts) };
     },
     'message:send': async (socket, p) => {
       if (deps.isClosing()) {
         throw new GatewayError(ErrorCode.UNAVAILABLE, 'this node is shutting down; retry and you will reach another', { retryAfterMs: 500 });
       }
-      const userId = socket.data.userId;
-      const outcome = await services.sendUserMessage(userId, p);
-      const { message, conversation } = outcome.data;
-      return { data: { message, conversation }, after: () => void services.announceUserMessage(userId, outcome) };
+      const sent = await deps.sendMessage(socket.data.userId, p);
+      const { message, conversation } = sent.data;
+      return { data: { message, conversation }, after: () => void sent.announce() };
     },
     'assistant:stop': async (socket, p) => ({
       data: { message: await assistant.stop(socket.data.userId, p.conversationId, p.messageId) },
     }),
-    'history:get': async (socket, p) => ({ data: await services.messages.history(socket.data.userId, p.conversationId, p) }),
+    'history:get': async (socket, p) => ({ data: await messages.history(socket.data.userId, p.conversationId, p) }),
     'auth:refresh': async (socket, p) => {
       let identity;
       try {
@@ -90,12 +100,14 @@ export function createDispatcher(deps: HandlerDeps): (this: ChatSocket, event: s
     }
     const name = event as CommandName;
     const handler = commands[name] as (s: ChatSocket, p: unknown) => Promise<{ data: unknown; after?: () => void }>;
-    return handler(socket, parse(deps.schemas[name], payload));
+    return handler(socket, parse(schemas[name], payload));
   };
 
   // One function for every socket: Socket.IO calls `onAny` listeners with the socket as `this`.
   return function dispatch(this: ChatSocket, event: string, ...args: unknown[]) {
-    void answer(this, deps, event, args, run);
+    // Metric label: an unknown name counts as `unknown`, so clients cannot grow the label set.
+    const label = Object.hasOwn(commands, event) ? event : 'unknown';
+    void answer(this, deps, event, label, args, run);
   };
 }
 
@@ -103,11 +115,11 @@ async function answer(
   socket: ChatSocket,
   deps: HandlerDeps,
   event: string,
+  label: string,
   args: unknown[],
   run: (socket: ChatSocket, event: string, payload: unknown) => Promise<{ data: unknown; after?: () => void }>,
 ): Promise<void> {
   const ack = args[args.length - 1];
-  const label = Object.hasOwn(deps.schemas, event) ? event : 'unknown';
   // Socket.IO puts the ack callback last; without one there is nobody to answer, so nothing is done.
   if (typeof ack !== 'function') {
     deps.metrics.socketEvents.inc({ event: label, outcome: 'NO_ACK' });

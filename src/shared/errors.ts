@@ -42,3 +42,8 @@ export class GatewayError extends Error {
 }
 
 export const notFound = (what: string) => new GatewayError(ErrorCode.NOT_FOUND, `${what} not found`);
+
+/** A setting that stops the start: the entry prints its message and exits. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}

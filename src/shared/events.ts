@@ -83,6 +83,9 @@ export type ServerToClientEvents = {
   [K in NotificationName]: (payload: NotificationPayloads[K]) => void;
 };
 
+/** The namespace every client connects to. */
+export const CHAT_NAMESPACE = '/chat';
+
 /** Room every socket of a user joins; the only way events are addressed. */
 export const userRoom = (userId: string) => `user:${userId}`;
 

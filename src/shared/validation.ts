@@ -1,6 +1,17 @@
 import { z } from 'zod';
 import { ErrorCode, GatewayError } from './errors.ts';
 
+/** Every size limit of the wire contract, in one place: the socket commands and the REST routes both read them. */
+export const LIMITS = {
+  conversationsPage: { max: 100, default: 20 },
+  historyPage: { max: 200, default: 50 },
+  titleChars: 200,
+  clientMessageIdChars: 100,
+  cursorChars: 200,
+  /** A JWT in auth:refresh; real tokens are far shorter, and this bounds what the verifier is asked to parse. */
+  tokenChars: 8192,
+} as const;
+
 /** Parses untrusted input; any failure is a VALIDATION error naming the fields at fault. */
 export function parse<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
   const result = schema.safeParse(input);
@@ -21,17 +32,23 @@ const text = () => z.string().refine((s) => !s.includes('\u0000'), 'must not con
 
 /** A conversation title: up to 200 characters; empty or white space means no title. */
 export const renameTitle = text()
-  .pipe(z.string().trim().max(200))
+  .pipe(z.string().trim().max(LIMITS.titleChars))
   .nullable()
   .transform((t) => (t ? t : null));
 /** Optional on create. */
 export const title = renameTitle.optional().transform((t) => t ?? null);
 /** `assistant:` is reserved: the assistant's reply to a message carries `assistant:<message id>`. */
 export const clientMessageId = text()
-  .pipe(z.string().min(1).max(100))
+  .pipe(z.string().min(1).max(LIMITS.clientMessageIdChars))
   .refine((id) => !id.startsWith('assistant:'), 'must not start with "assistant:" (reserved)');
 /** Sequence numbers: non-negative integers; query strings arrive as text. */
 export const seq = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+export const cursor = z.string().min(1).max(LIMITS.cursorChars);
+
+/** A page size from 1 to `max`. */
+export const pageLimit = (page: { max: number; default: number }) => z.number().int().min(1).max(page.max).default(page.default);
+/** The same in a query string, which arrives as text. */
+export const queryPageLimit = (page: { max: number; default: number }) => z.coerce.number().int().min(1).max(page.max).default(page.default);
 
 /** Message content: 1..maxChars characters (code points, as users count them) and not only white space. */
 export function contentSchema(maxChars: number) {

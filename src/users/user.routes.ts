@@ -1,15 +1,22 @@
 import { Router } from 'express';
-import { identityOf } from '../http/auth.ts';
-import type { Services } from '../services.ts';
+import { identityOf } from '../auth/http.ts';
+import type { UserService } from './user.service.ts';
 
-export function userRoutes(services: Services): Router {
+export interface UserRoutesDeps {
+  users: UserService;
+  /** Closes every socket of the user, on every node. */
+  disconnectUser: (userId: string) => void;
+}
+
+/** `/api/me`: the signed-in user's own account. */
+export function userRoutes({ users, disconnectUser }: UserRoutesDeps): Router {
   const router = Router();
   // Erase the user and all their data, then close their sockets on every node.
   router.delete('/', async (_req, res) => {
     const userId = identityOf(res).userId;
-    await services.users.erase(userId);
+    await users.erase(userId);
     res.status(204).end();
-    services.disconnectUser(userId);
+    disconnectUser(userId);
   });
   return router;
 }

@@ -1,4 +1,4 @@
-import type { ServiceDeps } from '../conversations/conversation.service.ts';
+import type { Em, ServiceDeps } from '../db/types.ts';
 import { audit } from '../observability/logger.ts';
 import { UserSchema } from './user.entity.ts';
 
@@ -13,3 +13,15 @@ export function createUserService({ orm, log }: ServiceDeps) {
 }
 
 export type UserService = ReturnType<typeof createUserService>;
+
+/**
+ * Users are upserted on first write; nothing else creates them. Inserted in sorted order, so that transactions
+ * creating the same users at once always take their locks in the same order.
+ */
+export async function ensureUsers(em: Em, userIds: string[]): Promise<void> {
+  if (userIds.length === 0) return;
+  await em.execute(
+    'insert into users (id, created_at) select id, now() from jsonb_array_elements_text(?::jsonb) as u(id) on conflict (id) do nothing',
+    [JSON.stringify([...new Set(userIds)].sort())],
+  );
+}

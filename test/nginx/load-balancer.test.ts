@@ -109,7 +109,7 @@ async function startNginx(nodes: ClusterNode[], options: { sticky: boolean }): P
 
 /** The node holding this socket (by its Socket.IO id), or undefined. */
 function nodeOf(cluster: Cluster, tab: Tab): ClusterNode | undefined {
-  return cluster.nodes.find((n) => n.gateway.realtime.nsp.sockets.has(tab.socket.id!));
+  return cluster.nodes.find((n) => n.gateway.sockets.nsp.sockets.has(tab.socket.id!));
 }
 
 let cluster: Cluster;
@@ -166,7 +166,7 @@ describe('nginx (deploy/nginx/nginx.conf) in front of two gateway nodes', () => 
     expect(history.messages.map((m) => m.content)).toEqual(['over long-polling', 'over websocket']);
     // Seen from the node: each on its own transport (nginx did not downgrade the WebSocket).
     for (const [tab, transport] of [[polling, 'polling'], [websocket, 'websocket']] as const) {
-      expect(behind!.gateway.realtime.nsp.sockets.get(tab.socket.id!)!.conn.transport.name).toBe(transport);
+      expect(behind!.gateway.sockets.nsp.sockets.get(tab.socket.id!)!.conn.transport.name).toBe(transport);
     }
     // And in nginx's own log: polling requests of one session, and the WebSocket upgrade (logged at its end).
     websocket.close();

@@ -5,7 +5,7 @@ import { api, createConversation, expectError, postMessage } from '../helpers/ap
 import { ADMIN_URL, adminQuery, CHECK_APP_NAME, type TestDatabase } from '../helpers/db.ts';
 import { gatewayOnFreshDatabase, startGateway, type StartedGateway } from '../helpers/gateway.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
-import { toGatewayError } from '../../src/db/errors.ts';
+import { toGatewayError } from '../../src/shared/failures.ts';
 
 let db: TestDatabase;
 let gw: StartedGateway;

@@ -27,7 +27,7 @@ describe('an idle authenticated socket', () => {
     // A middleware is the one place that sees the upgrade's response object; it is taken out again at once,
     // so the other tests run the path the gateway runs.
     const held: WeakRef<object>[] = [];
-    const engine = gateway.gateway.realtime.io.engine as unknown as { middlewares: unknown[]; use(fn: unknown): void };
+    const engine = gateway.gateway.sockets.io.engine as unknown as { middlewares: unknown[]; use(fn: unknown): void };
     const watch = (req: object, res: object, next: () => void) => {
       held.push(new WeakRef(req), new WeakRef(res));
       next();
@@ -55,12 +55,12 @@ describe('an idle authenticated socket', () => {
   it('is noticed when the connection drops without a goodbye', async () => {
     const user = `gone-${Date.now()}`;
     const tab = await connectTab(gateway.url, gateway.tokenFor(user));
-    const serverSide = [...gateway.gateway.realtime.nsp.sockets.values()].find((s) => s.data.userId === user)!;
+    const serverSide = [...gateway.gateway.sockets.nsp.sockets.values()].find((s) => s.data.userId === user)!;
     const reason = new Promise<string>((resolve) => serverSide.once('disconnect', resolve));
     // The client's TCP connection ends with no Socket.IO or WebSocket close: only the TCP close tells the server.
     (tab.socket.io.engine.transport as unknown as { ws: { _socket: { destroy(): void } } }).ws._socket.destroy();
     expect(await reason).toBe('transport close');
-    expect(gateway.gateway.realtime.nsp.sockets.has(serverSide.id)).toBe(false);
+    expect(gateway.gateway.sockets.nsp.sockets.has(serverSide.id)).toBe(false);
   });
 
   it('that started on long-polling upgrades to a WebSocket and keeps working', async () => {

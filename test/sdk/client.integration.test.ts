@@ -274,7 +274,7 @@ describe('repair', () => {
     const deleted: string[] = [];
     tab.on('conversationDeleted', (id) => deleted.push(id));
 
-    cluster.nodes[0]!.gateway.realtime.disconnectUser(user);
+    cluster.nodes[0]!.gateway.fanout.disconnectUser(user);
     await until(tab, () => tab.status === 'disconnected', 'tab disconnected');
     await until(writer, () => writer.status === 'disconnected', 'writer disconnected');
     writer.connect();

@@ -1,7 +1,6 @@
-import { ConnectionException, DriverException, LockWaitTimeoutException } from '@mikro-orm/core';
-import type { Logger } from '../observability/logger.ts';
-import type { Metrics } from '../observability/metrics.ts';
-import { ErrorCode, GatewayError } from '../shared/errors.ts';
+// How a failure of any kind becomes one of the wire's error codes. Server side only: the SDK never imports it.
+import { ConnectionException, LockWaitTimeoutException } from '@mikro-orm/core';
+import { ErrorCode, GatewayError } from './errors.ts';
 
 // Node socket errors and pg's own messages when the server is gone or the pool cannot connect in time.
 const UNREACHABLE = /not currently accepting connections|too many (clients|connections)|remaining connection slots|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|timeout exceeded when trying to connect|Connection terminated|the database system is (starting up|shutting down)|terminating connection|Client has encountered a connection error/i;
@@ -25,22 +24,4 @@ export function toGatewayError(err: unknown): GatewayError {
     return new GatewayError(ErrorCode.UNAVAILABLE, 'the database is unavailable; try again shortly', { retryAfterMs: 1000, cause: err });
   }
   return new GatewayError(ErrorCode.INTERNAL, 'internal error', { cause: err });
-}
-
-function dbErrorKind(err: unknown): string | undefined {
-  if (isDatabaseUnavailable(err)) return 'unavailable';
-  if (err instanceof DriverException) return 'driver';
-  return undefined;
-}
-
-/**
- * The one place a failure of either door (socket ack, REST response) becomes a wire error: database failures
- * are counted, and what is not the client's doing (INTERNAL, UNAVAILABLE) is logged with its context.
- */
-export function reportFailure(err: unknown, d: { log: Logger; metrics: Metrics }, context: Record<string, unknown>, message: string): GatewayError {
-  const error = toGatewayError(err);
-  const kind = dbErrorKind(err);
-  if (kind) d.metrics.dbErrors.inc({ kind });
-  if (error.code === ErrorCode.INTERNAL || error.code === ErrorCode.UNAVAILABLE) d.log.error({ err, ...context }, message);
-  return error;
 }

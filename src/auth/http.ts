@@ -1,5 +1,5 @@
 import type { RequestHandler, Response } from 'express';
-import { bearerToken, type Identity, type TokenVerifier } from '../auth/jwt.ts';
+import { bearerToken, type Identity, type TokenVerifier } from './jwt.ts';
 
 /** Verifies `Authorization: Bearer <jwt>` and leaves the identity in res.locals. */
 export function requireAuth(verifyToken: TokenVerifier): RequestHandler {

@@ -1,0 +1,44 @@
+import { Router } from 'express';
+import { identityOf } from '../auth/http.ts';
+import type { MessageService } from '../messages/message.service.ts';
+import { restSchemas } from '../shared/commands.ts';
+import { ErrorCode, GatewayError } from '../shared/errors.ts';
+import { clientMessageId, conversationId, parse } from '../shared/validation.ts';
+import type { SendMessage } from './send-message.ts';
+
+export interface MessageRoutesDeps {
+  messages: MessageService;
+  sendMessage: SendMessage;
+  maxMessageChars: number;
+}
+
+/** `/api/conversations/:id/messages`: history, and sending as `message:send` does. */
+export function messageRoutes({ messages, sendMessage, maxMessageChars }: MessageRoutesDeps): Router {
+  const router = Router();
+  const schemas = restSchemas(maxMessageChars);
+  const idParam = (raw: unknown) => parse(conversationId, raw);
+
+  router.get('/:id/messages', async (req, res) => {
+    const query = parse(schemas.historyQuery, req.query);
+    res.json(await messages.history(identityOf(res).userId, idParam(req.params.id), query));
+  });
+
+  router.post('/:id/messages', async (req, res) => {
+    const id = idParam(req.params.id);
+    const body = parse(schemas.sendBody, req.body);
+    const headerKey = req.get('Idempotency-Key');
+    const key = headerKey === undefined ? undefined : parse(clientMessageId, headerKey);
+    if (key && body.clientMessageId && key !== body.clientMessageId) {
+      throw new GatewayError(ErrorCode.VALIDATION, 'Idempotency-Key and clientMessageId differ');
+    }
+    const sent = await sendMessage(identityOf(res).userId, {
+      conversationId: id,
+      content: body.content,
+      clientMessageId: body.clientMessageId ?? key ?? null,
+    });
+    res.status(sent.data.duplicate ? 200 : 201).json({ message: sent.data.message });
+    void sent.announce();
+  });
+
+  return router;
+}

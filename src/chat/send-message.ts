@@ -1,0 +1,60 @@
+import type { Assistant } from '../assistant/assistant.ts';
+import type { SendLimiter } from '../limits/send-limiter.ts';
+import type { AppendResult, MessageService } from '../messages/message.service.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Publisher } from '../shared/broadcast.ts';
+import type { MessageDto } from '../shared/events.ts';
+
+export interface SendInput {
+  /** Absent: a new conversation is started, titled from the content. */
+  conversationId?: string | null;
+  content: string;
+  /** The idempotency key: the same key again answers with the stored message and nothing happens twice. */
+  clientMessageId?: string | null;
+}
+
+/** A stored user message, and what its door does once it has answered. */
+export interface Sent {
+  data: AppendResult;
+  /**
+   * Call after answering: tells every tab of the user, on every node, and starts the assistant's reply.
+   * Resolves with the reply once it has ended; a repeat whose reply runs on another node resolves with it still
+   * streaming. Undefined without an assistant, null when the reply could not start; never rejects.
+   */
+  announce(): Promise<MessageDto | null | undefined>;
+}
+
+export interface SendMessageDeps {
+  limiter: SendLimiter;
+  messages: MessageService;
+  assistant: Assistant;
+  publish: Publisher;
+  log: Logger;
+}
+
+/**
+ * The send use case, the same through every door (socket `message:send`, REST, `/api/chat`): the per-user rate
+ * limit, the append (acknowledged only once committed), then, after the door has answered, the broadcast and
+ * the assistant's reply.
+ */
+export function createSendMessage({ limiter, messages, assistant, publish, log }: SendMessageDeps) {
+  return async function sendMessage(userId: string, input: SendInput): Promise<Sent> {
+    await limiter.consume(userId);
+    const outcome = await messages.append(userId, input);
+    // A repeat stored nothing: it must not cost the user a send.
+    if (outcome.data.duplicate) await limiter.refund(userId);
+    return {
+      data: outcome.data,
+      announce() {
+        publish(outcome.broadcasts);
+        // On a repeat replyTo finds the reply already started (one per user message) and waits for it or returns it.
+        return assistant.replyTo(userId, outcome.data.message).catch((err) => {
+          log.error({ err, messageId: outcome.data.message.id }, 'assistant reply could not start');
+          return null;
+        });
+      },
+    };
+  };
+}
+
+export type SendMessage = ReturnType<typeof createSendMessage>;

@@ -1,0 +1,11 @@
+import type { EntityManager, MikroORM } from '@mikro-orm/sql';
+import type { Logger } from '../observability/logger.ts';
+
+export type Orm = MikroORM;
+export type Em = EntityManager;
+
+/** What every feature service is built from: the ORM (each operation forks its own entity manager) and the log. */
+export interface ServiceDeps {
+  orm: Orm;
+  log: Logger;
+}

@@ -1,0 +1,61 @@
+import { bearerToken, type TokenVerifier } from '../auth/jwt.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { GatewayError } from '../shared/errors.ts';
+import { userRoom } from '../shared/events.ts';
+import { createDispatcher, type CommandDeps } from './handlers.ts';
+import { trimIdleSocket } from './idle-socket.ts';
+import { startExpirySweep } from './session.ts';
+import { refusal } from './socket-server.ts';
+import type { ChatNamespace } from './types.ts';
+
+export interface ChatNamespaceOptions {
+  verifyToken: TokenVerifier;
+  maxSocketsPerUser: number;
+  commands: CommandDeps;
+  metrics: Metrics;
+  log: Logger;
+}
+
+/** Namespace `/chat`: the handshake (token, socket cap), the user's room, and every command. */
+export function serveChatNamespace(nsp: ChatNamespace, o: ChatNamespaceOptions) {
+  const inflight = { count: 0 };
+  const dispatch = createDispatcher({ ...o.commands, verifyToken: o.verifyToken, metrics: o.metrics, log: o.log, inflight });
+  const stopExpirySweep = startExpirySweep(nsp);
+  // Read when scraped rather than counted per connect and disconnect: no listener per socket.
+  o.metrics.countSockets(() => nsp.sockets.size);
+
+  nsp.use((socket, next) => {
+    const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token ?? bearerToken(socket.handshake.headers.authorization);
+    try {
+      const identity = o.verifyToken(token);
+      // Counted on this node: the adapter's own room index, no map of ours to keep in step.
+      const open = nsp.adapter.rooms.get(userRoom(identity.userId))?.size ?? 0;
+      if (open >= o.maxSocketsPerUser) {
+        o.log.warn({ userId: identity.userId, open }, 'handshake refused: too many sockets');
+        return next(refusal('TOO_MANY_CONNECTIONS', `at most ${o.maxSocketsPerUser} open sockets per user`));
+      }
+      socket.data.userId = identity.userId;
+      socket.data.exp = identity.exp;
+      next();
+    } catch (err) {
+      const code = err instanceof GatewayError && err.code === 'TOKEN_EXPIRED' ? 'TOKEN_EXPIRED' : 'UNAUTHORIZED';
+      next(refusal(code, err instanceof GatewayError ? err.message : 'unauthorized'));
+    }
+  });
+
+  nsp.on('connection', (socket) => {
+    socket.join(userRoom(socket.data.userId));
+    // Nothing is ever addressed to one socket by its id, so the room Socket.IO makes for it is left: one Set
+    // and one index entry less per socket.
+    socket.leave(socket.id);
+    socket.onAny(dispatch);
+    trimIdleSocket(socket);
+  });
+
+  return {
+    /** Commands being handled, so shutdown can wait for their units of work. */
+    inflight,
+    stop: stopExpirySweep,
+  };
+}
