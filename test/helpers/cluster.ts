@@ -1,12 +1,9 @@
 // Several real gateway nodes in one test process (different ports) sharing one fresh PostgreSQL database and
 // the machine's Redis, plus a node in a child process for the tests that must kill one for real (SIGKILL).
 //
-// Isolation in Redis: the adapter's key ('chat') and the rate limiter's prefix ('chat:rl:send') are fixed in
-// src/ (src/realtime/socket-server.ts, src/limits/send-limiter.ts), so every test file's nodes share one Redis
-// channel with every other test process. Tests isolate themselves by unique user ids (cluster.user()), which
-// scope both rooms (user:<sub>) and rate-limit keys. Server-side requests (assistant:stop forwarded between
-// nodes) reach every node subscribed to the channel, in any test process; those answer null for replies they
-// do not run, which is harmless.
+// Isolation in Redis: each test file's nodes use a REDIS_PREFIX of their own (testRedisPrefix()), so their
+// channels and rate-limit keys never meet another file's, and server-side requests (a stop forwarded between
+// nodes) reach only that file's nodes.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -56,11 +53,16 @@ export interface ClusterOptions {
   nodeOptions?: GatewayOptions[];
 }
 
+/** One Redis prefix per test process (one test file per process): channels and keys no other file shares. */
+const REDIS_PREFIX = `test-${process.pid}-${randomBytes(3).toString('hex')}`;
+export const testRedisPrefix = () => REDIS_PREFIX;
+
 /** Defaults: Redis fan-out, silent logs, a fast echo assistant, a generous send rate, small pools. */
 export function clusterEnv(overrides: Env = {}): Env {
   return {
     JWT_SECRET: CLUSTER_SECRET,
     REDIS_URL,
+    REDIS_PREFIX,
     LOG_LEVEL: 'silent',
     HOST: '127.0.0.1',
     PORT: '0',
@@ -143,7 +145,7 @@ export interface ChildNode {
  * once its 'listening' log line gives the port. LOG_LEVEL must let info lines through.
  */
 export async function spawnNode(env: Env, timeoutMs = 30_000): Promise<ChildNode> {
-  const cleanEnv = Object.fromEntries(Object.entries({ PATH: process.env.PATH, LOG_LEVEL: 'info', ...env, PORT: '0', HOST: '127.0.0.1' }).filter(([, v]) => v !== undefined)) as NodeJS.ProcessEnv;
+  const cleanEnv = Object.fromEntries(Object.entries({ PATH: process.env.PATH, LOG_LEVEL: 'info', REDIS_PREFIX, ...env, PORT: '0', HOST: '127.0.0.1' }).filter(([, v]) => v !== undefined)) as NodeJS.ProcessEnv;
   const child = spawn(process.execPath, ['src/server.ts'], { cwd: ROOT, env: cleanEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
