@@ -120,6 +120,7 @@ export class ConversationSidebar {
   render(): void {
     const conversations = this.host.client()?.conversations() ?? [];
     const current = this.host.openConversationId();
+    // The open conversation is read as it is shown: it never shows as unread.
     const open = conversations.find((c) => c.id === current);
     if (open) this.seen.set(open.id, open.lastSeq);
     const shadow = this.ui.convs.getRootNode() as ShadowRoot;
@@ -279,8 +280,8 @@ function rowContent(mode: RowMode, c: ConversationDto, title: string): HTMLEleme
       h(
         'span',
         { class: 'conv-actions' },
-        h('button', { class: 'icon', html: ICONS.pencil, attrs: { type: 'button', 'data-action': 'rename', 'aria-label': `Rename “${title}”`, title: 'Rename' } }),
-        h('button', { class: 'icon', html: ICONS.trash, attrs: { type: 'button', 'data-action': 'delete', 'aria-label': `Delete “${title}”`, title: 'Delete' } }),
+        iconButton('rename', ICONS.pencil, `Rename “${title}”`, 'Rename'),
+        iconButton('delete', ICONS.trash, `Delete “${title}”`, 'Delete'),
       ),
     ];
   }
@@ -306,4 +307,8 @@ function rowContent(mode: RowMode, c: ConversationDto, title: string): HTMLEleme
       h('button', { text: 'Cancel', attrs: { type: 'button', 'data-action': 'cancel' } }),
     ),
   ];
+}
+
+function iconButton(action: string, icon: string, label: string, tooltip: string): HTMLButtonElement {
+  return h('button', { class: 'icon', html: icon, attrs: { type: 'button', 'data-action': action, 'aria-label': label, title: tooltip } });
 }
