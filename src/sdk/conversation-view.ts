@@ -26,7 +26,16 @@ export type PageKind = 'latest' | 'older' | 'newer';
 
 const FINAL: ReadonlySet<Status> = new Set(['complete', 'stopped', 'failed']);
 
-/** True once a message can no longer change (its status is `complete`, `stopped` or `failed`). */
+/**
+ * True once a message can no longer change (its status is `complete`, `stopped` or `failed`): no more deltas or
+ * updates will come for it, so a UI can announce it or stop showing it as in progress.
+ *
+ * @example
+ * import { isFinal } from './sdk/index.ts';
+ * chat.on('message', (m) => {
+ *   if (m.role === 'assistant' && isFinal(m)) speak(m.content);
+ * });
+ */
 export const isFinal = (m: MessageDto): boolean => FINAL.has(m.status);
 
 /** How many deltas a streaming message's text holds: the next delta to apply has this index. */

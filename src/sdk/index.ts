@@ -9,6 +9,8 @@
  */
 export { ChatClient, createChatClient } from './client.ts';
 export type { ChatClientEvents, ChatClientOptions, ChatSocket, ConnectionStatus, IncomingNotification } from './types.ts';
+export { isFinal } from './conversation-view.ts';
+export { jwtSub, randomId } from './token.ts';
 export { ChatError } from './errors.ts';
 export type { ChatErrorCode } from './errors.ts';
 export type {

@@ -1,4 +1,22 @@
 /**
+ * The claims of a JWT, read without verifying them: the server verifies, the client only needs a few of them
+ * (when to refresh, whose token it is). Undefined when the token is not a readable JWT.
+ */
+function jwtClaims(token: string): Record<string, unknown> | undefined {
+  const part = token.split('.')[1];
+  if (!part) return undefined;
+  try {
+    const base64 = part.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(part.length / 4) * 4, '=');
+    // atob yields one character per byte: decode them as UTF-8, or a non-ASCII `sub` would come out garbled.
+    const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+    const claims: unknown = JSON.parse(new TextDecoder().decode(bytes));
+    return typeof claims === 'object' && claims !== null ? (claims as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * The `exp` claim (seconds since the epoch) of a JWT, read without verifying it — the server verifies; the client
  * only needs to know when to refresh. Undefined when the token is not a readable JWT or has no numeric `exp`.
  *
@@ -6,24 +24,35 @@
  * const exp = jwtExp(token); // e.g. 1767225600
  */
 export function jwtExp(token: string): number | undefined {
-  const part = token.split('.')[1];
-  if (!part) return undefined;
-  try {
-    const base64 = part.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(part.length / 4) * 4, '=');
-    // atob yields Latin-1: other claims' non-ASCII text comes out garbled, which does not matter for `exp`.
-    const exp = (JSON.parse(atob(base64)) as { exp?: unknown }).exp;
-    return typeof exp === 'number' && Number.isFinite(exp) ? exp : undefined;
-  } catch {
-    return undefined;
-  }
+  const exp = jwtClaims(token)?.exp;
+  return typeof exp === 'number' && Number.isFinite(exp) ? exp : undefined;
+}
+
+/**
+ * The `sub` claim (the user id) of a JWT, read without verifying it — the server verifies. Enough to keep one
+ * user's local preferences apart from another's, or to tell a renewed token of the same user from another user's;
+ * never a proof of identity. Undefined when the token is not a readable JWT or has no string `sub`.
+ *
+ * @example
+ * import { jwtSub } from './sdk/index.ts';
+ * if (jwtSub(newToken) === jwtSub(oldToken)) await chat.refreshToken(newToken); // same user: keep the socket
+ * else chat.close(); // another user: start a new client
+ */
+export function jwtSub(token: string): string | undefined {
+  const sub = jwtClaims(token)?.sub;
+  return typeof sub === 'string' ? sub : undefined;
 }
 
 /**
  * A random UUID v4 from `globalThis.crypto`: `randomUUID` where it exists (secure contexts, Node), else built from
- * `getRandomValues`, which browsers also offer on plain-http pages.
+ * `getRandomValues`, which browsers also offer on plain-http pages. Useful as a `clientMessageId` that the UI knows
+ * before the send is acknowledged, to recognise its own message when the broadcast arrives first.
  *
  * @example
+ * import { randomId } from './sdk/index.ts';
  * const clientMessageId = randomId();
+ * pendingHere.add(clientMessageId);
+ * await chat.send({ conversationId, content, clientMessageId });
  */
 export function randomId(): string {
   const c = globalThis.crypto;

@@ -27,23 +27,6 @@ export const ICONS = {
   plus: svg('<path d="M12 5v14M5 12h14"/>'),
 } as const;
 
-/**
- * The `sub` claim of a JWT, read without verifying it (the server verifies): the widget only uses it to keep
- * per-user preferences apart (the last open conversation) and to tell a renewed token from another user's.
- */
-export function jwtSub(token: string): string | undefined {
-  const part = token.split('.')[1];
-  if (!part) return undefined;
-  try {
-    const base64 = part.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(part.length / 4) * 4, '=');
-    const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
-    const sub = (JSON.parse(new TextDecoder().decode(bytes)) as { sub?: unknown }).sub;
-    return typeof sub === 'string' ? sub : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** localStorage that never throws (storage disabled, sandboxed frames, quota). */
 export const storage = {
   get(key: string): string | null {

@@ -1,7 +1,7 @@
 // The SDK's conversation list and token helpers: pure logic, no sockets.
 import { describe, expect, it } from 'vitest';
 import { ConversationList } from '../../src/sdk/conversation-list.ts';
-import { jwtExp, randomId } from '../../src/sdk/token.ts';
+import { jwtExp, jwtSub, randomId } from '../../src/sdk/token.ts';
 import type { ConversationDto } from '../../src/shared/events.ts';
 
 const at = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s)).toISOString();
@@ -65,6 +65,14 @@ describe('token helpers', () => {
     expect(jwtExp(`${b64url({ alg: 'HS256' })}.${b64url({ sub: 'ü?>~', exp: 1767225600 })}.sig`)).toBe(1767225600);
     expect(jwtExp('not-a-jwt')).toBeUndefined();
     expect(jwtExp(`x.${b64url({ sub: 'a' })}.y`)).toBeUndefined();
+  });
+
+  it('reads sub from a JWT payload without verifying it, as UTF-8', () => {
+    const utf8 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    expect(jwtSub(`${utf8({ alg: 'HS256' })}.${utf8({ sub: 'zoë-名前', exp: 1767225600 })}.sig`)).toBe('zoë-名前');
+    expect(jwtSub('not-a-jwt')).toBeUndefined();
+    expect(jwtSub(`x.${utf8({ sub: 42 })}.y`)).toBeUndefined();
+    expect(jwtSub(`x.${utf8(['sub'])}.y`)).toBeUndefined();
   });
 
   it('makes v4 UUIDs', () => {
