@@ -5,7 +5,7 @@
  */
 import { ChatError, isFinal, type ChatClient, type ConnectionStatus, type MessageDto } from '../sdk/index.ts';
 import { h } from './dom.ts';
-import { describeError, statusLabel } from './messages.ts';
+import { describeError, statusLabel } from './wording.ts';
 import type { WidgetRefs } from './template.ts';
 
 /** A long reply is cut for the live region: a screen reader reads it whole in the message list on request. */
