@@ -6,6 +6,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Installs Chromium and nginx from Debian's packages when the tests that need them would run without them.
+    globalSetup: ['test/setup/system-packages.ts'],
     pool: 'forks',
     maxWorkers: 2,
     testTimeout: 60_000,

@@ -5,6 +5,15 @@ import { ConfigError, loadConfig } from './config.ts';
 import { createGateway } from './gateway.ts';
 import { createLogger } from './observability/logger.ts';
 
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  console.log(`Usage: node src/server.ts   (npm start builds the widget first)
+
+Starts one gateway node. Everything is configured through the environment (the README's Configuration table):
+PORT, HOST, DATABASE_URL (unset: the embedded database under PGLITE_DIR), REDIS_URL, JWT_SECRET or JWT_PUBLIC_KEY,
+CORS_ORIGINS, ASSISTANT, LOG_LEVEL and the limits. SIGTERM or SIGINT shuts it down gracefully.`);
+  process.exit(0);
+}
+
 let config;
 try {
   config = loadConfig(process.env, () => randomBytes(48).toString('base64url'));

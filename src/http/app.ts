@@ -72,7 +72,7 @@ function requestMetrics(metrics: Metrics, inflight: { count: number }): express.
     res.once('close', () => inflight.count--);
     res.on('finish', () => {
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-      const route = routeLabel(req.route?.path, res.locals.mountPath, req.path);
+      const route = routeLabel(req.route?.path, res.locals.mountPath, req.originalUrl);
       metrics.httpRequests.inc({ method: req.method, route, status: String(res.statusCode) });
       metrics.httpDuration.observe({ method: req.method, route }, seconds);
     });
@@ -81,9 +81,9 @@ function requestMetrics(metrics: Metrics, inflight: { count: number }): express.
 }
 
 /** The matched route pattern, never the raw path: ids would explode the label set. */
-function routeLabel(pattern: unknown, mountPath: unknown, path: string): string {
+function routeLabel(pattern: unknown, mountPath: unknown, url: string): string {
   if (typeof pattern === 'string' && typeof mountPath === 'string') return `${mountPath}${pattern === '/' && mountPath ? '' : pattern}`;
   // Files served without a route (the widget bundles) share one label.
-  if (path.startsWith('/widget/')) return '/widget/*';
+  if (url.startsWith('/widget/')) return '/widget/*';
   return 'unmatched';
 }

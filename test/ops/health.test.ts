@@ -45,6 +45,23 @@ describe('/metrics', () => {
     expect(text).not.toContain(c.id);
   });
 
+  it('labels every route by its full pattern: a router mounted on a path, the list route, served widget files, and 404s', async () => {
+    const client = api(gw.url, gw.tokenFor('labels-user'));
+    await client.get('/api/conversations');
+    await api(gw.url).post('/api/demo/token', { name: 'nobody' }); // 404: no demo with a key configured
+    await fetch(`${gw.url}/widget/chat-widget.js`);
+    await fetch(`${gw.url}/no/such/page`);
+    const text = await (await fetch(`${gw.url}/metrics`)).text();
+    const routes = new Set([...text.matchAll(/chat_http_requests_total\{[^}]*route="([^"]*)"/g)].map((m) => m[1]));
+    expect(routes).toContain('/api/conversations');
+    expect(routes).toContain('/widget/*');
+    expect(routes).toContain('/healthz');
+    expect(routes).toContain('unmatched');
+    // A pattern never loses its mount point.
+    for (const route of routes) expect(route === 'unmatched' || route!.startsWith('/')).toBe(true);
+    expect(routes).not.toContain('/token');
+  });
+
   it('with METRICS_TOKEN set, refuses /metrics without the token (401) and serves it with the token', async () => {
     const guarded = await startGateway({ DATABASE_URL: db.url, METRICS_TOKEN: 'scrape-secret-123' });
     try {

@@ -1,0 +1,39 @@
+// Vitest global setup: the browser tests need Debian's Chromium and the load-balancer tests Debian's nginx. On a
+// fresh machine neither is installed, so when the run includes those tests and they are missing, they are
+// installed here from Debian's packages (as root), before any test starts. Otherwise the tests that need them
+// fail with a message saying what to install.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+
+const PACKAGES = [
+  { name: 'chromium', binary: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', folder: 'test/browser' },
+  { name: 'nginx-light', binary: process.env.NGINX_PATH ?? '/usr/sbin/nginx', folder: 'test/nginx' },
+];
+
+/** The file filters given to `vitest run`; none means the whole suite. */
+function filters(): string[] {
+  const args = process.argv.slice(2);
+  return args.filter((a, i) => !a.startsWith('-') && a !== 'run' && !args[i - 1]?.match(/^-(t|-testNamePattern|-project|-config|c)$/));
+}
+
+/** Whether the run includes a test file of `folder` (vitest matches each filter as a part of the file's path). */
+function wanted(folder: string): boolean {
+  const given = filters().map((f) => f.replace(/^\.\//, ''));
+  if (given.length === 0) return true;
+  const files = existsSync(folder) ? readdirSync(folder).map((name) => `${folder}/${name}`) : [];
+  return given.some((f) => folder.startsWith(f) || files.some((file) => file.includes(f)));
+}
+
+export default function setup(): void {
+  const missing = PACKAGES.filter((p) => wanted(p.folder) && !existsSync(p.binary));
+  if (missing.length === 0) return;
+  const names = missing.map((p) => p.name);
+  if (process.getuid?.() !== 0) {
+    console.warn(`\n[tests] ${names.join(' and ')} missing; the tests that need them will fail. Install them: sudo apt-get install -y ${names.join(' ')}\n`);
+    return;
+  }
+  console.log(`\n[tests] installing ${names.join(' and ')} from Debian's packages (needed by ${missing.map((p) => p.folder).join(', ')})`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...names], { stdio: 'inherit', env });
+}
