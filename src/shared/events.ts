@@ -75,6 +75,17 @@ export interface NotificationPayloads {
   'message:updated': { message: MessageDto };
   'message:delta': MessageDelta;
   'auth:expired': { exp: number };
+  /**
+   * Events for this tab may have been lost (the node's link to the other nodes broke and came back): catch up as
+   * after a reconnect (`history:get { after }` for each open conversation, `conversation:list`), each tab after a
+   * random pause of up to `spreadMs` so that thousands of tabs do not ask at once.
+   */
+  'sync:required': SyncRequired;
+}
+
+export interface SyncRequired {
+  reason: 'fanout_interrupted';
+  spreadMs: number;
 }
 
 export type NotificationName = keyof NotificationPayloads;
