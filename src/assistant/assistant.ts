@@ -38,29 +38,29 @@ export function createAssistant(deps: AssistantDeps) {
   let sweeper: NodeJS.Timeout | undefined;
   let sweeping: Promise<void> = Promise.resolve();
 
-  /** Starts the reply to a just-stored user message; resolves with the reply once it has ended. */
-  async function replyTo(userId: string, userMessage: MessageDto): Promise<MessageDto | undefined> {
+  /** What a user message's reply is stored with, in the message's own transaction; undefined without an assistant. */
+  function newReply(): { metadata: Record<string, unknown> } | undefined {
+    return deps.provider ? { metadata: { model: deps.provider.model, deltaIndex: 0 } } : undefined;
+  }
+
+  /**
+   * Runs the reply stored with a user message; resolves with the reply once it has ended. Without `stored` (a
+   * repeat of the message), finds the reply the first attempt stored: still running here, it is waited for.
+   */
+  async function replyTo(userId: string, userMessage: MessageDto, stored?: MessageDto): Promise<MessageDto | undefined> {
     const provider = deps.provider;
     if (!provider || userMessage.role !== 'user') return undefined;
+    if (!stored) {
+      const existing = await deps.messages.findReply(userId, userMessage.id);
+      return existing && (running.get(existing.id)?.done ?? existing);
+    }
     const startedAt = performance.now();
-    // The reply's own idempotency key: at most one reply per user message, whatever retries or races happen.
-    const created = await deps.messages.append(userId, {
-      conversationId: userMessage.conversationId,
-      content: '',
-      role: 'assistant',
-      status: 'streaming',
-      clientMessageId: `assistant:${userMessage.id}`,
-      metadata: { replyToId: userMessage.id, model: provider.model, deltaIndex: 0 },
-    });
-    const message = created.data.message;
-    if (created.data.duplicate) return running.get(message.id)?.done ?? message;
     // Registered before anything else is awaited, so a stop arriving meanwhile reaches it here.
-    const reply = new Reply({ userId, message, provider, store: deps.store, find: deps.messages.find, publish: deps.publish, log: deps.log, timing, startedAt, metrics: deps.metrics });
-    running.set(message.id, reply);
-    reply.done.finally(() => running.delete(message.id));
-    deps.publish(created.broadcasts);
-    const turns = await context(userId, message).catch((err: Error) => {
-      deps.log.warn({ messageId: message.id, err: err.message }, 'reply context unavailable; answering the message alone');
+    const reply = new Reply({ userId, message: stored, provider, store: deps.store, find: deps.messages.find, publish: deps.publish, log: deps.log, timing, startedAt, metrics: deps.metrics });
+    running.set(stored.id, reply);
+    reply.done.finally(() => running.delete(stored.id));
+    const turns = await context(userId, stored).catch((err: Error) => {
+      deps.log.warn({ messageId: stored.id, err: err.message }, 'reply context unavailable; answering the message alone');
       return [{ role: 'user' as const, content: userMessage.content }];
     });
     reply.start(turns);
@@ -69,8 +69,8 @@ export function createAssistant(deps: AssistantDeps) {
 
   /** Every reply from its first step (storing its row) to its end, so shutdown can wait for all of them. */
   const replies = new Set<Promise<unknown>>();
-  function tracked(userId: string, userMessage: MessageDto): Promise<MessageDto | undefined> {
-    const promise = replyTo(userId, userMessage);
+  function tracked(userId: string, userMessage: MessageDto, stored?: MessageDto): Promise<MessageDto | undefined> {
+    const promise = replyTo(userId, userMessage, stored);
     replies.add(promise);
     const forget = () => replies.delete(promise);
     promise.then(forget, forget);
@@ -120,6 +120,7 @@ export function createAssistant(deps: AssistantDeps) {
   }
 
   return {
+    newReply,
     replyTo: tracked,
     stop,
     stopIfRunningHere,

@@ -40,15 +40,16 @@ export interface SendMessageDeps {
 export function createSendMessage({ limiter, messages, assistant, publish, log }: SendMessageDeps) {
   return async function sendMessage(userId: string, input: SendInput): Promise<Sent> {
     await limiter.consume(userId);
-    const outcome = await messages.append(userId, input);
+    // The reply is stored with the message: acknowledged together, so no acknowledged message is left without one.
+    const outcome = await messages.append(userId, { ...input, reply: assistant.newReply() });
     // A repeat stored nothing: it must not cost the user a send.
     if (outcome.data.duplicate) await limiter.refund(userId);
     return {
       data: outcome.data,
       announce() {
         publish(outcome.broadcasts);
-        // On a repeat replyTo finds the reply already started (one per user message) and waits for it or returns it.
-        return assistant.replyTo(userId, outcome.data.message).catch((err) => {
+        // On a repeat replyTo finds the reply stored with the first attempt and waits for it or returns it.
+        return assistant.replyTo(userId, outcome.data.message, outcome.data.reply).catch((err) => {
           log.error({ err, messageId: outcome.data.message.id }, 'assistant reply could not start');
           return null;
         });

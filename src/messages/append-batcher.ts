@@ -20,6 +20,12 @@ export interface AppendRequest {
   role: MessageRole;
   status: MessageStatus;
   metadata: Record<string, unknown> | null;
+  /**
+   * Also store the assistant's reply to this message, right after it (the next seq), in the same statement: status
+   * `streaming`, no text yet, and `assistant:<message id>` as its idempotency key. Acknowledged with the message,
+   * so no acknowledged message is ever without its reply, whatever fails afterwards.
+   */
+  reply?: { metadata: Record<string, unknown> };
 }
 
 /** A message already stored under an idempotency key, with its conversation. */
@@ -27,7 +33,7 @@ type StoredAppend = { message: MessageDto; conversation: ConversationDto };
 
 /** The message and its conversation come in their wire shape, as the batch left them. */
 export type Appended =
-  | { kind: 'stored'; message: MessageDto; conversation: ConversationDto; conversationCreated: boolean }
+  | { kind: 'stored'; message: MessageDto; conversation: ConversationDto; conversationCreated: boolean; reply?: MessageDto }
   | ({ kind: 'duplicate' } & StoredAppend)
   | { kind: 'not_found' };
 
@@ -69,7 +75,8 @@ interface MessageRow {
  * 1. counts → locked → bumped: each existing conversation (matched on id AND owner, so another user's is left
  *    alone) is locked in id order, so that batches of different nodes cannot deadlock, and its last_seq moves
  *    past its appends. The lock is held until the statement commits: seq order is commit order.
- * 2. new_users → created: owners (in id order) and conversations of appends that start one (seq 1).
+ * 2. new_users → created: owners (in id order) and conversations of appends that start one (seq 1, and 2 for the
+ *    reply stored with it).
  * 3. inserted: one multi-row insert; an existing conversation's k-th append takes seq (last_seq before) + k.
  *    Appends whose conversation was not bumped (missing, or not the user's) are not written.
  * It returns the bumped rows, with how many appends each took (n). The columns are named, not `*`: a column that a
@@ -77,7 +84,7 @@ interface MessageRow {
  * prepared (PostgreSQL refuses it: "cached plan must not change result type").
  */
 const APPEND = preparedStatement(
-  'chat_append_batch',
+  'chat_append_batch_v2',
   `with counts as (
     select * from jsonb_to_recordset($1::jsonb) as v(id uuid, user_id varchar, n bigint)
   ), locked as (
@@ -93,8 +100,8 @@ const APPEND = preparedStatement(
     on conflict (id) do nothing
   ), created as (
     insert into conversations (id, user_id, title, last_seq, created_at, updated_at)
-    select v.id, v.user_id, v.title, 1, $2::timestamptz, $2::timestamptz
-    from jsonb_to_recordset($3::jsonb) as v(id uuid, user_id varchar, title varchar)
+    select v.id, v.user_id, v.title, v.n, $2::timestamptz, $2::timestamptz
+    from jsonb_to_recordset($3::jsonb) as v(id uuid, user_id varchar, title varchar, n bigint)
   ), inserted as (
     insert into messages (id, conversation_id, user_id, seq, role, status, content, metadata, client_message_id, created_at, updated_at)
     select m.id, m.conversation_id, m.user_id, coalesce(b.last_seq - b.n, 0) + m.place, m.role, m.status, m.content,
@@ -210,12 +217,15 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
    */
   async function writeBatch(em: Em, requests: AppendRequest[], toWrite: number[], results: (Appended | undefined)[]) {
     const now = new Date();
-    // Per conversation and claimed owner: how many appends it gets; each append's place among them makes its seq.
+    // Per conversation and claimed owner: how many messages it gets; each message's place among them makes its seq.
     const counts = new Map<string, { id: string; user_id: string; n: number }>();
-    const newConversations: { id: string; user_id: string; title: string | null }[] = [];
+    const newConversations: { id: string; user_id: string; title: string | null; n: number }[] = [];
     const rows: MessageRow[] = [];
+    /** Per request written: its message row, and its reply's, if it asked for one. */
+    const written: { row: MessageRow; reply?: MessageRow }[] = [];
     for (const i of toWrite) {
       const r = requests[i]!;
+      const messages = r.reply ? 2 : 1;
       // PostgreSQL answers with lower-case ids and the batch matches its answer on them. Sockets and REST lower ids
       // as they validate them; callers inside the gateway may not.
       let conversationId = r.conversationId?.toLowerCase();
@@ -224,23 +234,35 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
         const key = ownedKey(conversationId, r.userId);
         const count = counts.get(key) ?? { id: conversationId, user_id: r.userId, n: 0 };
         counts.set(key, count);
-        place = ++count.n;
+        place = count.n + 1;
+        count.n += messages;
       } else {
         conversationId = uuidv7();
-        newConversations.push({ id: conversationId, user_id: r.userId, title: r.newConversationTitle });
+        newConversations.push({ id: conversationId, user_id: r.userId, title: r.newConversationTitle, n: messages });
       }
-      rows.push({
+      const common = { conversation_id: conversationId, user_id: r.userId, is_new: !r.conversationId };
+      const row: MessageRow = {
+        ...common,
         id: uuidv7(),
-        conversation_id: conversationId,
-        user_id: r.userId,
         place,
-        is_new: !r.conversationId,
         role: r.role,
         status: r.status,
         content: r.content,
         metadata: r.metadata,
         client_message_id: r.clientMessageId ?? null,
-      });
+      };
+      const reply: MessageRow | undefined = r.reply && {
+        ...common,
+        id: uuidv7(),
+        place: place + 1,
+        role: 'assistant',
+        status: 'streaming',
+        content: '',
+        metadata: { ...r.reply.metadata, replyToId: row.id },
+        client_message_id: replyKey(row.id),
+      };
+      rows.push(row, ...(reply ? [reply] : []));
+      written.push({ row, reply });
     }
 
     const bumped = await runPrepared<Record<string, unknown>>(em, APPEND, [
@@ -257,12 +279,12 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
       bumpedBy.set(ownedKey(conversation.id, String(row.user_id)), { conversation, seqBefore: conversation.lastSeq - Number(row.n) });
     }
     toWrite.forEach((i, k) => {
-      const row = rows[k]!;
+      const { row, reply } = written[k]!;
       let conversation: ConversationDto;
-      let seq = row.place;
+      let seqBefore = 0;
       if (row.is_new) {
         const title = requests[i]!.newConversationTitle;
-        conversation = conversationFromRow({ id: row.conversation_id, title, last_seq: 1, created_at: now, updated_at: now });
+        conversation = conversationFromRow({ id: row.conversation_id, title, created_at: now, updated_at: now });
       } else {
         const found = bumpedBy.get(ownedKey(row.conversation_id, row.user_id));
         // Another user's conversation is the same as a missing one.
@@ -271,10 +293,18 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
           return;
         }
         conversation = found.conversation;
-        seq += found.seqBefore;
+        seqBefore = found.seqBefore;
       }
-      const message = messageFromRow({ ...row, seq, created_at: now, updated_at: now });
-      results[i] = { kind: 'stored', message, conversation, conversationCreated: row.is_new };
+      const stored = (r: MessageRow) => messageFromRow({ ...r, seq: seqBefore + r.place, created_at: now, updated_at: now });
+      const message = stored(row);
+      // The conversation as this message left it: a reply, or a later message of the same batch, comes after it.
+      results[i] = {
+        kind: 'stored',
+        message,
+        conversation: { ...conversation, lastSeq: message.seq },
+        conversationCreated: row.is_new,
+        reply: reply && stored(reply),
+      };
     });
   }
 
@@ -312,6 +342,9 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
 function toJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'string' ? v.toWellFormed() : v));
 }
+
+/** The idempotency key of the assistant's reply to a message: one reply per message, whatever retries happen. */
+export const replyKey = (messageId: string) => `assistant:${messageId}`;
 
 /** One map key for two ids; NUL appears in neither. */
 function pairKey(a: string, b: string): string {

@@ -5,7 +5,7 @@ import { audit } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Broadcast, Outcome } from '../shared/broadcast.ts';
 import type { ConversationDto, MessageDto } from '../shared/events.ts';
-import { createAppendBatcher, type BatcherOptions } from './append-batcher.ts';
+import { createAppendBatcher, replyKey, type BatcherOptions } from './append-batcher.ts';
 import { messageFromRow, toMessageDto } from './message.dto.ts';
 import { MessageSchema, type MessageRole, type MessageStatus } from './message.entity.ts';
 
@@ -17,13 +17,18 @@ export interface AppendInput {
   role?: MessageRole;
   status?: MessageStatus;
   metadata?: Record<string, unknown> | null;
+  /** Store the assistant's streaming reply with the message, in the same transaction (see AppendRequest.reply). */
+  reply?: { metadata: Record<string, unknown> };
 }
 
 export interface AppendResult {
   message: MessageDto;
+  /** The conversation as this message left it. */
   conversation: ConversationDto;
   /** True when the clientMessageId was seen before: nothing was stored, and nothing must be broadcast or answered. */
   duplicate: boolean;
+  /** The reply stored with the message, when one was asked for (not on a repeat: see findReply). */
+  reply?: MessageDto;
 }
 
 export interface HistoryQuery {
@@ -52,6 +57,7 @@ export function createMessageService({ orm, log, metrics, batching = DEFAULT_BAT
       role: input.role ?? 'user',
       status: input.status ?? 'complete',
       metadata: input.metadata ?? null,
+      reply: input.reply,
     });
     if (result.kind === 'not_found') throw refusedAccess(log, userId, 'message.append', input.conversationId ?? '');
     const message = result.message;
@@ -60,12 +66,15 @@ export function createMessageService({ orm, log, metrics, batching = DEFAULT_BAT
       audit(log, { userId, op: 'message.append', outcome: 'duplicate', conversationId: conversation.id, messageId: message.id });
       return { data: { message, conversation, duplicate: true }, broadcasts: [] };
     }
+    const reply = result.reply;
     metrics.messagesPersisted.inc({ role: message.role });
+    if (reply) metrics.messagesPersisted.inc({ role: reply.role });
     audit(log, { userId, op: 'message.append', outcome: 'ok', conversationId: conversation.id, messageId: message.id, seq: message.seq });
     const broadcasts: Broadcast[] = [];
     if (result.conversationCreated) broadcasts.push({ userId, event: 'conversation:created', payload: { conversation } });
     broadcasts.push({ userId, event: 'message:created', payload: { message } });
-    return { data: { message, conversation, duplicate: false }, broadcasts };
+    if (reply) broadcasts.push({ userId, event: 'message:created', payload: { message: reply } });
+    return { data: { message, conversation, duplicate: false, reply }, broadcasts };
   }
 
   /**
@@ -113,7 +122,13 @@ export function createMessageService({ orm, log, metrics, batching = DEFAULT_BAT
     return message ? toMessageDto(message) : undefined;
   }
 
-  return { append, history, find };
+  /** The assistant's reply to one of the user's messages, as stored now. */
+  async function findReply(userId: string, messageId: string): Promise<MessageDto | undefined> {
+    const message = await orm.em.fork().findOne(MessageSchema, { userId, clientMessageId: replyKey(messageId) });
+    return message ? toMessageDto(message) : undefined;
+  }
+
+  return { append, history, find, findReply };
 }
 
 export type MessageService = ReturnType<typeof createMessageService>;

@@ -42,7 +42,8 @@ describe('a batch of appends', () => {
     // The owner's appends take the next seqs in the order they were made; the retry of `a` is `a`.
     expect([a.message.seq, b.message.seq, c.message.seq]).toEqual([2, 3, 4]);
     expect(aAgain).toMatchObject({ duplicate: true, message: { id: a.message.id, seq: 2, content: 'a' } });
-    for (const r of [a, b, c]) expect(r.conversation).toMatchObject({ id: conversation.id, lastSeq: 4 });
+    // Each answer carries the conversation as its own message left it.
+    for (const r of [a, b, c]) expect(r.conversation).toMatchObject({ id: conversation.id, lastSeq: r.message.seq });
     // Another user's conversation is as missing as one that does not exist, and nothing of theirs is stored.
     expect(intruder).toBeInstanceOf(GatewayError);
     expect(intruder.code).toBe(ErrorCode.NOT_FOUND);
@@ -75,6 +76,47 @@ describe('a batch of appends', () => {
     expect(users).toEqual([{ id: 'batch-newcomer' }]);
   });
 
+  it('stores the reply a message asks for in the same statement, at the next seq, in new and existing conversations alike', async () => {
+    const { conversations, messages } = node.gateway.services;
+    const owner = 'batch-replies';
+    const { conversation } = (await conversations.create(owner, { title: 'replies' })).data;
+    const reply = { metadata: { model: 'test-model' } };
+    await messages.append(owner, { conversationId: conversation.id, content: 'alone' });
+    const [x, plain, y, fresh] = await Promise.all([
+      messages.append(owner, { conversationId: conversation.id, content: 'x', clientMessageId: 'replies-x', reply }),
+      messages.append(owner, { conversationId: conversation.id, content: 'no reply' }),
+      messages.append(owner, { conversationId: conversation.id, content: 'y', reply }),
+      messages.append(owner, { content: 'a new conversation', reply }),
+    ]);
+    expect([x.data.message.seq, x.data.reply!.seq, plain.data.message.seq, y.data.message.seq, y.data.reply!.seq]).toEqual([2, 3, 4, 5, 6]);
+    expect(plain.data.reply).toBeUndefined();
+    for (const sent of [x, y, fresh]) {
+      expect(sent.data.reply).toMatchObject({
+        role: 'assistant',
+        status: 'streaming',
+        content: '',
+        conversationId: sent.data.message.conversationId,
+        clientMessageId: `assistant:${sent.data.message.id}`,
+        metadata: { model: 'test-model', replyToId: sent.data.message.id },
+      });
+      // Told to the tabs right after the message itself.
+      expect(sent.broadcasts.filter((b) => b.event === 'message:created').map((b) => (b.payload as { message: { id: string } }).message.id)).toEqual([
+        sent.data.message.id,
+        sent.data.reply!.id,
+      ]);
+    }
+    expect([fresh.data.message.seq, fresh.data.reply!.seq]).toEqual([1, 2]);
+    const rows = await db.query<{ conversation_id: string; last_seq: string }>('select id as conversation_id, last_seq from conversations where id = any($1) order by last_seq', [
+      [conversation.id, fresh.data.conversation.id],
+    ]);
+    expect(rows.map((r) => r.last_seq)).toEqual(['2', '6']);
+    // A repeat stores nothing, and the reply of the first attempt is found by its message.
+    const again = await messages.append(owner, { conversationId: conversation.id, content: 'x', clientMessageId: 'replies-x', reply });
+    expect(again.data).toMatchObject({ duplicate: true, message: { id: x.data.message.id } });
+    expect((await messages.findReply(owner, x.data.message.id))!.id).toBe(x.data.reply!.id);
+    expect(await messages.findReply('someone-else', x.data.message.id)).toBeUndefined();
+  });
+
   it('takes a conversation id in upper case as the same conversation, and answers with its canonical id', async () => {
     const { conversations, messages } = node.gateway.services;
     const { conversation } = (await conversations.create('batch-case', { title: 'case' })).data;
@@ -104,7 +146,7 @@ describe('a batch of appends', () => {
     const runs = async () => {
       const rows = await node.gateway.orm.em
         .fork()
-        .execute<{ runs: string }[]>("select generic_plans + custom_plans as runs from pg_prepared_statements where name = 'chat_append_batch'");
+        .execute<{ runs: string }[]>("select generic_plans + custom_plans as runs from pg_prepared_statements where name = 'chat_append_batch_v2'");
       return rows.map((r) => Number(r.runs));
     };
     const { conversation } = (await conversations.create('batch-prepared', { title: 'p' })).data;
