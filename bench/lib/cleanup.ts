@@ -38,6 +38,11 @@ export class Cleanup {
     };
   }
 
+  /** Whether the cleanup has begun: errors from work it cut short are its consequence, not news. */
+  get started(): boolean {
+    return this.#running !== undefined;
+  }
+
   /** Runs every step still registered, last first. A failing step is reported and the others still run. */
   run(): Promise<void> {
     this.#running ??= (async () => {
