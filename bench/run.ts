@@ -13,24 +13,18 @@ import { ensureServices } from './ceiling/nodes.ts';
 import { HELP, readBenchSettings, TABS, USERS, type BenchSettings } from './ceiling/options.ts';
 import { printSummary } from './ceiling/summary.ts';
 import { Cleanup, cleanUpOnExit } from './lib/cleanup.ts';
-import { exitWithUsageError, readCommandLine, UsageError } from './lib/cli.ts';
+import { readCommandLine, settingsOrExit } from './lib/cli.ts';
 import { measureSocketMemory, type MemoryResult } from './memory/measure.ts';
 
 readCommandLine('bench', HELP);
-let settings: BenchSettings;
-try {
-  settings = readBenchSettings(process.env);
-} catch (err) {
-  if (err instanceof UsageError) exitWithUsageError('bench', err.message);
-  throw err;
-}
+const settings = settingsOrExit('bench', () => readBenchSettings(process.env));
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const cleanup = new Cleanup(say);
 cleanUpOnExit(cleanup, say);
 
 /** Creates the run's database and registers its drop (WITH (FORCE): a killed node's connections must not block it). */
-async function createDatabase(adminUrl: string, dbName: string): Promise<string> {
+async function createDatabase(adminUrl: string, dbName: string, cleanup: Cleanup): Promise<string> {
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   try {
@@ -50,30 +44,31 @@ async function createDatabase(adminUrl: string, dbName: string): Promise<string>
   return adminUrl.replace(/\/[^/]*$/, `/${dbName}`);
 }
 
-const results: Ceiling[] = [];
-let memory: MemoryResult | undefined;
-let failed = false;
-try {
+async function runBench(settings: BenchSettings, cleanup: Cleanup): Promise<{ results: Ceiling[]; memory?: MemoryResult }> {
   await ensureServices(say);
   const dbName = `chat_bench_${Date.now()}`;
-  const ctx: BenchContext = { settings, secret: randomBytes(32).toString('hex'), databaseUrl: await createDatabase(settings.adminUrl, dbName), cleanup, say };
+  const databaseUrl = await createDatabase(settings.adminUrl, dbName, cleanup);
+  const ctx: BenchContext = { settings, secret: randomBytes(32).toString('hex'), databaseUrl, cleanup, say };
   say(`chat-gateway bench: 2 nodes, ${USERS} users × ${TABS} tabs (one per node), steps of ${settings.stepS} s`);
   say(`machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load ${loadavg().map((l) => l.toFixed(2)).join(' ')}; the load generator shares these cores`);
   say(`database: ${dbName}, dropped at the end`);
-  results.push(await measure(ctx, 'transport (persistence off)', 'bench/transport-server.ts', 'classic', false));
+  const results = [await measure(ctx, 'transport (persistence off)', 'bench/transport-server.ts', 'classic', false)];
   for (const adapter of settings.adapters) {
     results.push(await measure(ctx, `gateway (${adapter} adapter)`, 'src/server.ts', adapter, true));
   }
-  if (!settings.skipMemory) {
-    say(`\nmemory: ${settings.sockets.toLocaleString('en')} idle authenticated sockets on one node (a process may hold 20,000 descriptors here)`);
-    memory = await measureSocketMemory({ sockets: settings.sockets, databaseUrl: ctx.databaseUrl, cleanup });
-  }
+  if (settings.skipMemory) return { results };
+  say(`\nmemory: ${settings.sockets.toLocaleString('en')} idle authenticated sockets on one node (a process may hold 20,000 descriptors here)`);
+  return { results, memory: await measureSocketMemory({ sockets: settings.sockets, databaseUrl, cleanup }) };
+}
+
+let outcome: Awaited<ReturnType<typeof runBench>> | undefined;
+try {
+  outcome = await runBench(settings, cleanup);
 } catch (err) {
-  failed = true;
   process.exitCode = 1;
+  // Once the cleanup has begun (a signal), the load that it cut short fails as a matter of course.
   if (!cleanup.started) process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
 } finally {
   await cleanup.run();
 }
-
-if (!failed) printSummary(say, settings, results, memory);
+if (outcome) printSummary(say, settings, outcome.results, outcome.memory);

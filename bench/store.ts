@@ -3,19 +3,13 @@
  * environment: bench/store/options.ts (or `npm run bench:store -- --help`).
  */
 import { Cleanup, cleanUpOnExit } from './lib/cleanup.ts';
-import { exitWithUsageError, readCommandLine, UsageError } from './lib/cli.ts';
+import { readCommandLine, settingsOrExit } from './lib/cli.ts';
 import { runStoreBench } from './store/main.ts';
 import { HELP, readStoreSettings } from './store/options.ts';
 import { say } from './store/report.ts';
 
 readCommandLine('bench:store', HELP);
-let settings;
-try {
-  settings = readStoreSettings(process.env);
-} catch (err) {
-  if (err instanceof UsageError) exitWithUsageError('bench:store', err.message);
-  throw err;
-}
+const settings = settingsOrExit('bench:store', () => readStoreSettings(process.env));
 
 const cleanup = new Cleanup(say);
 cleanUpOnExit(cleanup, say);
@@ -23,7 +17,8 @@ try {
   await runStoreBench(settings, cleanup);
 } catch (err) {
   process.exitCode = 1;
-  say(`\nbench:store failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  // Once the cleanup has begun (a signal), the phase that it cut short fails as a matter of course.
+  if (!cleanup.started) say(`\nbench:store failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
 } finally {
   await cleanup.run();
 }

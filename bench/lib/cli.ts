@@ -33,6 +33,16 @@ export function readCommandLine(program: string, usage: string, { args = process
   return parsed.positionals;
 }
 
+/** Runs `read` (a program's settings from its environment); a UsageError exits 2. */
+export function settingsOrExit<T>(program: string, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    if (err instanceof UsageError) exitWithUsageError(program, err.message);
+    throw err;
+  }
+}
+
 /** A number from the environment, `def` when unset or empty; UsageError when it is not one, or below `min`. */
 export function numberFromEnv(env: NodeJS.ProcessEnv, name: string, def: number, { min = 0, integer = false } = {}): number {
   const raw = env[name];

@@ -27,7 +27,13 @@ function nextMessage<T>(child: ChildProcess): Promise<T> {
 /** Asked to close over IPC first, so the node closes its sockets and pools as in production. */
 const closeGently = (child: ChildProcess) => stopChild(child, { ask: () => child.send('close'), graceMs: 15_000 });
 
-export async function measureSocketMemory(options: { sockets: number; databaseUrl: string; cleanup: Cleanup; perClientProcess?: number }): Promise<MemoryResult> {
+export async function measureSocketMemory(options: {
+  sockets: number;
+  databaseUrl: string;
+  /** Where the node and client processes are registered, so an interrupted run stops them. */
+  cleanup: Cleanup;
+  perClientProcess?: number;
+}): Promise<MemoryResult> {
   const { cleanup } = options;
   const secret = randomBytes(32).toString('hex');
   const node = fork(here('./node.ts'), [], {

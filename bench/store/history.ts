@@ -35,7 +35,11 @@ export async function fillHistoryConversation(ctx: StoreContext): Promise<{ user
   return { userId, conversationId, fillSeconds };
 }
 
-export async function historyBench(ctx: StoreContext, userId: string, conversationId: string): Promise<{ plan: string[]; gc: GcSummary; shapes: HistoryShape[] }> {
+export async function historyBench(
+  ctx: StoreContext,
+  userId: string,
+  conversationId: string,
+): Promise<{ plan: string[]; gc: GcSummary; shapes: HistoryShape[] }> {
   const { sql, report } = ctx;
   const { historyMessages: total, historyLimit: limit, historyCalls } = ctx.settings;
   const { messages } = ctx.gateway.services;

@@ -23,8 +23,8 @@ export async function preparePgbench(ctx: StoreContext, clients: number): Promis
     [userId, clients],
   );
   // :client_id is pgbench's 0-based client number: each client appends into its own conversation, as each
-  // service sender does. The statements are those of a one-message-per-transaction append (the issue's
-  // baseline), whatever the service does internally.
+  // service sender does. The statements are those of a one-message-per-transaction append (the baseline
+  // the append target is stated against), whatever the service does internally.
   const conv = `('${runId}-0000-7000-8000-' || lpad(:client_id::text, 12, '0'))::uuid`;
   const script = [
     'BEGIN;',
