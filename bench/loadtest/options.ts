@@ -186,8 +186,16 @@ Run
   --json-only            print the report as JSON instead of the table, and write no HTML
   -h, --help             this text
 
+Environment
+  JWT_SECRET             the default of --secret
+  JWT_ISSUER             the default of --issuer
+  JWT_AUDIENCE           the default of --audience
+
 The gateway must allow the offered rate per user: start it with SEND_RATE_LIMIT above
 rate / users × SEND_RATE_WINDOW_S (with headroom), else sends are refused with RATE_LIMITED (counted, not lost).
+
+Example (with JWT_SECRET exported as the gateway's)
+  npm run loadtest -- --url http://127.0.0.1:3000,http://127.0.0.1:3001 --users 100 --rate 200 --duration 20
 `;
 
 /** Parses `argv` (without node and the script); returns null when --help was asked for. */

@@ -1,42 +1,16 @@
 /**
  * Everything the run observes, on the hot path: sends and their acks, every `message:created` per tab (receipts are
  * counted, never deduplicated — the SDK's local view would hide duplicates and repair losses, which is what this
- * tool must see), and the assistant's replies. Per message state lives in typed arrays indexed by the message's
- * number in the schedule, so a run of millions of messages stays a few hundred bytes per message and no per-event
- * allocation happens beyond what socket.io-client does.
+ * tool must see), and, through replies.ts, the assistant's replies. Per message state lives in typed arrays indexed
+ * by the message's number in the schedule, so a run of millions of messages stays a few hundred bytes per message
+ * and no per-event allocation happens beyond what socket.io-client does.
  */
 import type { Ack, CommandResults, MessageDelta, MessageDto } from '../../src/shared/events.ts';
 import { Latency, PerSecondCount, PerSecondLatency } from './histograms.ts';
-import type { ReplyObservation, SentMessage } from './verify.ts';
+import { ReplyTracker } from './replies.ts';
+import type { SentMessage } from './verify.ts';
 
 export const Outcome = { UNSENT: 0, PENDING: 1, ACKED: 2, REFUSED: 3, UNKNOWN: 4, NOT_SENT: 5 } as const;
-
-const FINAL = new Set(['complete', 'stopped', 'failed']);
-
-/**
- * Per-tab fields of a reply, packed in one Float64Array (`field * tabs + tab`): one allocation per reply instead of
- * five keeps a long run with the assistant near 0.6 KB per message (about 0.1 KB without).
- */
-const CREATED = 0;
-const ENDED = 1;
-const NEXT_DELTA = 2;
-const FIRST_DELTA_AT = 3;
-const END_AT = 4;
-const FIELDS = 5;
-
-interface ReplyTrack {
-  id: string;
-  user: number;
-  replyToId: string | undefined;
-  /** The schedule number of the user message it answers; -1 until known. */
-  k: number;
-  /** created / ended receipt counts, next delta index expected, first delta and end times, per tab. */
-  perTab: Float64Array;
-  deltaGaps: number;
-  deltaDuplicates: number;
-  finalStatus: string | null;
-  finalDeltaIndex: number | null;
-}
 
 export interface TrackerOptions {
   users: number;
@@ -70,16 +44,11 @@ export class Tracker {
   readonly seq: Float64Array;
   readonly errorCode = new Map<number, string>();
 
+  /** The assistant's replies (tracked with --assistant only). */
+  readonly replies: ReplyTracker;
+
   // ---- per tab (index user * tabs + tab) ----
   private readonly pendingByTab: Set<number>[];
-
-  // ---- assistant ----
-  private readonly idToK = new Map<string, number>();
-  private readonly replies = new Map<string, ReplyTrack>();
-  private readonly replyOfK: Int32Array;
-  private readonly replyList: ReplyTrack[] = [];
-  /** Replies seen before the user message they answer could be matched to a send. */
-  private readonly orphans = new Map<string, ReplyTrack[]>();
 
   // ---- counters ----
   sent = 0;
@@ -97,9 +66,6 @@ export class Tracker {
   readonly errorsByCode = new Map<string, number>();
   /** Σ over acked messages of tabs that have not received it yet: 0 means every tab has every acked message. */
   outstandingReceipts = 0;
-  /** Σ over acked messages of tabs that have not seen its reply end (with --assistant). */
-  outstandingEnds = 0;
-  repliesSeen = 0;
 
   // ---- latency ----
   readonly ack = new Latency();
@@ -108,8 +74,6 @@ export class Tracker {
   readonly fanout = new Latency();
   readonly fanoutAll = new Latency();
   readonly schedulerLag = new Latency();
-  readonly firstDelta = new Latency();
-  readonly complete = new Latency();
   readonly ackPerSecond = new PerSecondLatency();
   readonly fanoutPerSecond = new PerSecondLatency();
   readonly sentPerSecond = new PerSecondCount();
@@ -132,7 +96,12 @@ export class Tracker {
     this.messageId = new Array<string | undefined>(o.total);
     this.seq = new Float64Array(o.total).fill(Number.NaN);
     this.pendingByTab = Array.from({ length: o.users * o.tabs }, () => new Set<number>());
-    this.replyOfK = new Int32Array(o.assistant ? o.total : 0).fill(-1);
+    const outcome = this.outcome;
+    this.replies = new ReplyTracker(o.tabs, o.assistant ? o.total : 0, {
+      isAcked: (k) => outcome[k] === Outcome.ACKED,
+      senderTab: this.senderTab,
+      sentAt: this.sentAt,
+    });
   }
 
   clientMessageId(k: number): string {
@@ -214,11 +183,7 @@ export class Tracker {
     let received = 0;
     for (let t = 0; t < this.tabs; t++) if (this.receipts[k * this.tabs + t]! > 0) received++;
     this.outstandingReceipts += this.tabs - received;
-    if (this.assistant) {
-      this.link(k, message.id);
-      const r = this.replyOfK[k]!;
-      this.outstandingEnds += this.tabs - (r >= 0 ? this.endsSeen(this.replyList[r]!) : 0);
-    }
+    if (this.assistant) this.replies.acked(k, message.id);
   }
 
   /** A tab lost its connection: the acks of its sends in flight will never come (socket.io-client drops them). */
@@ -257,7 +222,7 @@ export class Tracker {
 
   onCreated(user: number, tab: number, message: MessageDto, now: number): void {
     if (message.role === 'assistant') {
-      if (this.assistant) this.replyCreated(user, tab, message);
+      if (this.assistant) this.replies.onCreated(user, tab, message);
       return;
     }
     const k = this.kOf(message.clientMessageId);
@@ -279,7 +244,7 @@ export class Tracker {
     this.receiptsFirst++;
     this.receivedPerSecond.add(this.second(now));
     if (this.outcome[k] === Outcome.ACKED) this.outstandingReceipts--;
-    if (this.assistant) this.link(k, message.id);
+    if (this.assistant) this.replies.link(k, message.id);
     // The sender's own tab gets its broadcast too (it counts as a receipt), but fan-out is to the other tabs.
     if (tab !== this.senderTab[k]) {
       const latency = now - this.sentAt[k]!;
@@ -290,120 +255,14 @@ export class Tracker {
   }
 
   onDelta(user: number, tab: number, delta: MessageDelta, now: number): void {
-    if (!this.assistant) return;
-    const r = this.reply(delta.messageId, user);
-    const T = this.tabs;
-    const p = r.perTab;
-    if (Number.isNaN(p[FIRST_DELTA_AT * T + tab]!)) p[FIRST_DELTA_AT * T + tab] = now;
-    const expected = p[NEXT_DELTA * T + tab]!;
-    if (delta.index === expected) p[NEXT_DELTA * T + tab] = expected + 1;
-    else if (delta.index < expected) r.deltaDuplicates++;
-    else {
-      r.deltaGaps++;
-      p[NEXT_DELTA * T + tab] = delta.index + 1;
-    }
+    if (this.assistant) this.replies.onDelta(user, tab, delta, now);
   }
 
   onUpdated(user: number, tab: number, message: MessageDto, now: number): void {
-    if (!this.assistant || message.role !== 'assistant' || !FINAL.has(message.status)) return;
-    const r = this.reply(message.id, user);
-    this.noteReplyTo(r, message);
-    r.finalStatus = message.status;
-    const d = message.metadata?.deltaIndex;
-    if (typeof d === 'number') r.finalDeltaIndex = d;
-    const i = ENDED * this.tabs + tab;
-    const count = r.perTab[i]!;
-    r.perTab[i] = count + 1;
-    if (count > 0) return;
-    r.perTab[END_AT * this.tabs + tab] = now;
-    if (r.k >= 0 && this.outcome[r.k] === Outcome.ACKED) this.outstandingEnds--;
-  }
-
-  private replyCreated(user: number, tab: number, message: MessageDto): void {
-    const r = this.reply(message.id, user);
-    this.noteReplyTo(r, message);
-    r.perTab[CREATED * this.tabs + tab]! += 1;
-  }
-
-  private reply(id: string, user: number): ReplyTrack {
-    let r = this.replies.get(id);
-    if (!r) {
-      const T = this.tabs;
-      const perTab = new Float64Array(FIELDS * T);
-      perTab.fill(Number.NaN, FIRST_DELTA_AT * T);
-      r = {
-        id,
-        user,
-        replyToId: undefined,
-        k: -1,
-        perTab,
-        deltaGaps: 0,
-        deltaDuplicates: 0,
-        finalStatus: null,
-        finalDeltaIndex: null,
-      };
-      this.replies.set(id, r);
-      this.repliesSeen++;
-    }
-    return r;
-  }
-
-  /** Learns which user message a reply answers (from `metadata.replyToId`) and links the two when possible. */
-  private noteReplyTo(r: ReplyTrack, message: MessageDto): void {
-    if (r.replyToId !== undefined) return;
-    const replyToId = message.metadata?.replyToId;
-    if (typeof replyToId !== 'string') return;
-    r.replyToId = replyToId;
-    const k = this.idToK.get(replyToId);
-    if (k !== undefined) this.attach(r, k);
-    else {
-      const list = this.orphans.get(replyToId);
-      if (list) list.push(r);
-      else this.orphans.set(replyToId, [r]);
-    }
-  }
-
-  /** User message k has id `messageId` (from its ack or a receipt). */
-  private link(k: number, messageId: string): void {
-    if (this.idToK.has(messageId)) return;
-    this.idToK.set(messageId, k);
-    const waiting = this.orphans.get(messageId);
-    if (!waiting) return;
-    this.orphans.delete(messageId);
-    for (const r of waiting) this.attach(r, k);
-  }
-
-  private attach(r: ReplyTrack, k: number): void {
-    if (r.k >= 0) return;
-    r.k = k;
-    // A second reply to one message is a duplicate the verification reports; the first one stays linked.
-    if (this.replyOfK[k]! >= 0) return;
-    this.replyOfK[k] = this.replyList.length;
-    this.replyList.push(r);
-    if (this.outcome[k] === Outcome.ACKED) this.outstandingEnds -= this.endsSeen(r);
-  }
-
-  /** Tabs that have seen the reply end. */
-  private endsSeen(r: ReplyTrack): number {
-    let n = 0;
-    for (let t = 0; t < this.tabs; t++) if (r.perTab[ENDED * this.tabs + t]! > 0) n++;
-    return n;
+    if (this.assistant) this.replies.onUpdated(user, tab, message, now);
   }
 
   // ---- after the run --------------------------------------------------------------------------------------
-
-  /** Records the assistant latencies, measured at the tab that sent the message (what its user saw). */
-  finishAssistant(): void {
-    for (const r of this.replyList) {
-      if (r.k < 0 || this.outcome[r.k] !== Outcome.ACKED) continue;
-      const tab = this.senderTab[r.k]!;
-      const sentAt = this.sentAt[r.k]!;
-      const firstDeltaAt = r.perTab[FIRST_DELTA_AT * this.tabs + tab]!;
-      const endAt = r.perTab[END_AT * this.tabs + tab]!;
-      if (!Number.isNaN(firstDeltaAt)) this.firstDelta.record(firstDeltaAt - sentAt);
-      if (!Number.isNaN(endAt)) this.complete.record(endAt - sentAt);
-    }
-  }
 
   /** Every message that was emitted, in the verifier's terms. */
   sentMessages(userIds: readonly string[]): SentMessage[] {
@@ -427,23 +286,5 @@ export class Tracker {
       });
     }
     return out;
-  }
-
-  /** Every reply seen, in the verifier's terms. */
-  replyObservations(): ReplyObservation[] {
-    const T = this.tabs;
-    const field = (r: ReplyTrack, f: number) => Array.from(r.perTab.subarray(f * T, (f + 1) * T));
-    return [...this.replies.values()].map((r) => ({
-      id: r.id,
-      user: r.user,
-      replyToId: r.replyToId,
-      created: field(r, CREATED),
-      ended: field(r, ENDED),
-      finalStatus: r.finalStatus,
-      deltaGaps: r.deltaGaps,
-      deltaDuplicates: r.deltaDuplicates,
-      deltasSeen: field(r, NEXT_DELTA),
-      finalDeltaIndex: r.finalDeltaIndex,
-    }));
   }
 }
