@@ -81,7 +81,8 @@ export function watchGc(): { stop: () => GcSummary } {
       result.totalMs += entry.duration;
       result.maxMs = Math.max(result.maxMs, entry.duration);
       const kind = GC_KINDS[(entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind ?? -1] ?? 'other';
-      const k = (result.byKind[kind] ??= { pauses: 0, totalMs: 0 });
+      result.byKind[kind] ??= { pauses: 0, totalMs: 0 };
+      const k = result.byKind[kind];
       k.pauses++;
       k.totalMs += entry.duration;
     }

@@ -37,7 +37,7 @@ export async function main(argv: string[], io: CliIo = processIo, hooks: RunHook
   }
   try {
     const report = await runLoad(options, hooks);
-    io.out(options.jsonOnly ? JSON.stringify(report, null, 2) + '\n' : formatTable(report) + '\n');
+    io.out(options.jsonOnly ? `${JSON.stringify(report, null, 2)}\n` : `${formatTable(report)}\n`);
     return report.exitCode;
   } catch (err) {
     if (err instanceof UsageError || err instanceof SetupError) {

@@ -207,8 +207,8 @@ export class Fleet {
     }
     const clientMessageId = this.tracker.clientMessageId(k);
     // Exactly `size` characters, never ending in white space; the number makes each one distinct to the eye.
-    let content = (`#${k} ` + this.filler).slice(0, this.o.size);
-    if (content.endsWith(' ')) content = content.slice(0, -1) + '.';
+    let content = (`#${k} ${this.filler}`).slice(0, this.o.size);
+    if (content.endsWith(' ')) content = `${content.slice(0, -1)}.`;
     const tracker = this.tracker;
     tracker.sending(k, tab.tab, now, dueMs);
     tab.chat.socket.emit('message:send', { conversationId: user.conversationId, content, clientMessageId }, (ack) =>

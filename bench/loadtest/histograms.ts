@@ -49,7 +49,7 @@ export class Latency {
   /** Records a latency given in ms (a difference of performance.now()); below 1 µs counts as 1 µs. */
   record(ms: number): void {
     const us = Math.round(ms * 1000);
-    this.histogram.recordValue(us < 1 ? 1 : us > HIGHEST_US ? HIGHEST_US : us);
+    this.histogram.recordValue(us < 1 ? 1 : Math.min(us , HIGHEST_US));
   }
 
   get count(): number {
@@ -114,7 +114,8 @@ export class PerSecondLatency {
 
   record(second: number, ms: number): void {
     const s = Math.max(0, Math.floor(second));
-    (this.seconds[s] ??= new Latency(2)).record(ms);
+    this.seconds[s] ??= new Latency(2);
+    this.seconds[s].record(ms);
   }
 
   /** p50 and p99 (ms) per second for `n` seconds; null where nothing was recorded. */

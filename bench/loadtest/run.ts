@@ -210,7 +210,7 @@ export async function runLoad(input: Partial<LoadOptions>, hooks: RunHooks = {})
     const base = join(dir, `loadtest-${o.runId}`);
     report.files.push(`${base}.json`);
     if (!o.jsonOnly) report.files.push(`${base}.html`);
-    await writeFile(`${base}.json`, JSON.stringify(report, null, 2) + '\n');
+    await writeFile(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);
     if (!o.jsonOnly) await writeFile(`${base}.html`, renderHtml(report));
   }
   return report;

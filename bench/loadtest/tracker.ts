@@ -110,7 +110,7 @@ export class Tracker {
 
   /** The schedule number of one of this run's clientMessageIds, else -1. */
   kOf(clientMessageId: string | null | undefined): number {
-    if (!clientMessageId || !clientMessageId.startsWith(this.idPrefix)) return -1;
+    if (!clientMessageId?.startsWith(this.idPrefix)) return -1;
     const k = Number(clientMessageId.slice(this.idPrefix.length));
     return Number.isInteger(k) && k >= 0 && k < this.total ? k : -1;
   }

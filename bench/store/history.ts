@@ -110,7 +110,7 @@ export async function historyBench(
   for (let k = 0; k < shapes.length; k++) {
     const shape: HistoryShape = { name: shapes[k]!.name, query: shapes[k]!.query, service: service[k]!.summary(), rawPg: rawPg[k]!.summary() };
     measured.push(shape);
-    say(`  ${('service ' + shape.name).padEnd(34)} ${fmtSummary(shape.service)}`);
+    say(`  ${(`service ${shape.name}`).padEnd(34)} ${fmtSummary(shape.service)}`);
     say(`  ${('  raw pg, same 2 queries').padEnd(34)} ${fmtSummary(shape.rawPg)}`);
   }
   return { plan, gc, shapes: measured };

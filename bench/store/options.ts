@@ -26,7 +26,7 @@ export const TARGET_HISTORY_P99_MS = 5;
 export const TARGET_APPEND_RATIO = 0.5;
 export const DEFAULT_SERVER = 'postgres://postgres@127.0.0.1:5432';
 /** What every appended message says: a short chat question, as the gateway mostly stores. */
-export const CONTENT = 'How do I add a todo item for tomorrow at 9am? ' + 'Please keep it short. '.repeat(4);
+export const CONTENT = `How do I add a todo item for tomorrow at 9am? ${'Please keep it short. '.repeat(4)}`;
 
 /** Throws UsageError on a malformed value. */
 export function readStoreSettings(env: NodeJS.ProcessEnv): StoreSettings {

@@ -10,7 +10,7 @@ import { TARGET_APPEND_RATIO, TARGET_HISTORY_P99_MS, type StoreSettings } from '
 
 const execFileAsync = promisify(execFile);
 
-export const say = (line = '') => process.stdout.write(line + '\n');
+export const say = (line = '') => process.stdout.write(`${line}\n`);
 export const rate = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
 export const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -142,6 +142,6 @@ export async function writeReport(report: StoreReport, stamp: string): Promise<s
   const dir = fileURLToPath(new URL('../../reports/', import.meta.url));
   await mkdir(dir, { recursive: true });
   const file = join(dir, `bench-store-${stamp}.json`);
-  await writeFile(file, JSON.stringify(report, null, 2) + '\n');
+  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
   return file;
 }

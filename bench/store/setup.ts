@@ -20,7 +20,7 @@ const GATEWAY_CLOSE_BOUND_MS = 15_000;
 
 function withDatabase(url: string, db: string): string {
   const u = new URL(url);
-  u.pathname = '/' + db;
+  u.pathname = `/${db}`;
   return u.toString();
 }
 
@@ -116,7 +116,10 @@ async function closeGateway(close: () => Promise<void>, report: StoreReport): Pr
   const closed = await Promise.race([
     close().then(
       () => true,
-      (e) => (say(`cleanup: gateway.close() failed: ${String(e)}`), true),
+      (e) => {
+        say(`cleanup: gateway.close() failed: ${String(e)}`);
+        return true;
+      },
     ),
     new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), GATEWAY_CLOSE_BOUND_MS))),
   ]);

@@ -68,8 +68,7 @@ async function* serverSentData(body: ReadableStream<Uint8Array>): AsyncGenerator
   let data: string[] = [];
   for await (const bytes of body) {
     buffer += decoder.decode(bytes, { stream: true });
-    let newline: number;
-    while ((newline = buffer.indexOf('\n')) >= 0) {
+    for (let newline = buffer.indexOf('\n'); newline >= 0; newline = buffer.indexOf('\n')) {
       const line = buffer.slice(0, newline).replace(/\r$/, '');
       buffer = buffer.slice(newline + 1);
       if (line === '') {

@@ -115,7 +115,7 @@ function parsePublicKey(pem: string): KeyObject {
 /** Whether `key` can verify tokens signed with the asymmetric `algorithm`. */
 function fits(key: KeyObject, algorithm: string): boolean {
   const need = KEY_FOR_ALGORITHM[algorithm];
-  if (!need || !need.types.includes(key.asymmetricKeyType ?? '')) return false;
+  if (!need?.types.includes(key.asymmetricKeyType ?? '')) return false;
   return need.curve === undefined || key.asymmetricKeyDetails?.namedCurve === need.curve;
 }
 

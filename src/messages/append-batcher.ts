@@ -164,7 +164,9 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
     for (let attempt = 1; ; attempt++) {
       try {
         const results = await attemptBatch(batch.map((p) => p.request), lookUpKeys);
-        batch.forEach((p, i) => p.resolve(results[i]!));
+        batch.forEach((p, i) => {
+          p.resolve(results[i]!);
+        });
         return;
       } catch (err) {
         const retryable =

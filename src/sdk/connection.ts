@@ -49,7 +49,7 @@ export class Connection {
     this.refreshBeforeMs = options.refreshBeforeMs ?? 30_000;
     this.whenClosed.catch(() => {});
 
-    this.socket = io(options.url.replace(/\/+$/, '') + '/chat', {
+    this.socket = io(`${options.url.replace(/\/+$/, '')}/chat`, {
       transports: options.transports ?? ['websocket'],
       // One connection per client, as one per browser tab: two clients never share a Manager.
       forceNew: true,

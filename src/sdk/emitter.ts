@@ -29,7 +29,10 @@ export class Emitter<E extends Listeners<E>> {
   /** Adds a listener; returns a function that removes it. */
   on<K extends keyof E>(event: K, listener: E[K]): () => void {
     let set = this.listeners.get(event);
-    if (!set) this.listeners.set(event, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      this.listeners.set(event, set);
+    }
     set.add(listener);
     return () => this.off(event, listener);
   }

@@ -85,7 +85,7 @@ export class ChatWidget extends HTMLElement {
     });
     // Properties set on the element before this class was defined shadow the accessors: re-apply them.
     for (const prop of ['token', 'getToken'] as const) {
-      if (Object.prototype.hasOwnProperty.call(this, prop)) {
+      if (Object.hasOwn(this, prop)) {
         const value = (this as Record<string, unknown>)[prop];
         delete (this as Record<string, unknown>)[prop];
         (this as Record<string, unknown>)[prop] = value;

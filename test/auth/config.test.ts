@@ -31,7 +31,7 @@ describe('loadConfig refuses unsafe auth settings', () => {
   it('counts the secret in bytes, not characters', () => {
     // 16 characters, 32 bytes in UTF-8.
     expect(loadConfig({ JWT_SECRET: 'é'.repeat(16) }).auth.demo).toBe(false);
-    expect(() => loadConfig({ JWT_SECRET: 'é'.repeat(15) + 'x' })).toThrow(ConfigError);
+    expect(() => loadConfig({ JWT_SECRET: `${'é'.repeat(15)}x` })).toThrow(ConfigError);
   });
 
   it.each(['none', 'HS256,none', 'NONE', 'HS256, None'])('refuses JWT_ALGORITHMS=%s', (algs) => {

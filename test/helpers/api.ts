@@ -30,7 +30,7 @@ export function api(baseUrl: string, token?: string) {
     }
     const res = await fetch(new URL(path, baseUrl), { method, headers, body: payload });
     const text = await res.text();
-    let parsed: unknown = undefined;
+    let parsed: unknown ;
     if (text && (res.headers.get('content-type') ?? '').includes('json')) parsed = JSON.parse(text);
     return { status: res.status, headers: res.headers, body: parsed as T, text };
   }

@@ -68,8 +68,7 @@ function startServer(): Promise<Server> {
     child.stderr!.on('data', (d) => (stderr += d));
     child.stdout!.on('data', (chunk) => {
       buffered += chunk;
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
+      for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
         const line = buffered.slice(0, nl);
         buffered = buffered.slice(nl + 1);
         let entry: Record<string, unknown>;

@@ -5,9 +5,8 @@
 // closes that socket (by design), and only that socket.
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { MessageDto } from '../../src/shared/events.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
-import { closeAllTabs, connectTab, SOCKET_ERROR_CODES, type Tab } from '../helpers/sockets.ts';
+import { closeAllTabs, connectTab, SOCKET_ERROR_CODES, } from '../helpers/sockets.ts';
 
 let cluster: Cluster;
 let user: string;
@@ -188,4 +187,3 @@ describe('a packet over maxHttpBufferSize', () => {
   });
 });
 
-export type { MessageDto, Tab };

@@ -2,7 +2,6 @@
 // failed with metadata.error.code INTERRUPTED, keeping the partial text that had been saved, and every tab left
 // (on the surviving node) learns it. Nothing acknowledged is lost, and the conversation goes on.
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import type { MessageDto } from '../../src/shared/events.ts';
 import { CLUSTER_SECRET, REDIS_URL, eventually, spawnNode, startCluster, type ChildNode, type Cluster } from '../helpers/cluster.ts';
 import { closeAllTabs, connectTab } from '../helpers/sockets.ts';
 
@@ -102,4 +101,3 @@ function joinFirst(deltas: { index: number; text: string }[], n: number): string
   }).join('');
 }
 
-export type { MessageDto };

@@ -2,7 +2,6 @@
 // is exactly what upstream sent; the request carries stream:true, the model and the conversation history; a
 // stop from any node aborts the upstream request; upstream failures end the reply as failed with metadata.error.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { MessageDto } from '../../src/shared/events.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { closeAllTabs, connectTab, joinDeltas, type Tab } from '../helpers/sockets.ts';
 import { startSseServer, type SseServer } from '../helpers/sse-server.ts';
@@ -167,4 +166,3 @@ describe('a live reply whose upstream is slow to start', () => {
   });
 });
 
-export type { MessageDto };

@@ -35,7 +35,9 @@ it('40 concurrent sends from four tabs on two nodes get seq 1..40 with no gap, a
   );
   // Acks: every seq once, 1..40, each message the one sent.
   expect(acks.map((a) => a.message.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
-  acks.forEach((a, i) => expect(a.message).toMatchObject({ content: `message ${i}`, clientMessageId: `burst-${i}`, conversationId: conversation.id }));
+  acks.forEach((a, i) => {
+    expect(a.message).toMatchObject({ content: `message ${i}`, clientMessageId: `burst-${i}`, conversationId: conversation.id });
+  });
   // The conversation returned with each ack is as committed with that message (appends that share a group
   // commit share its state): it already counts the message.
   for (const a of acks) expect(a.conversation.lastSeq).toBeGreaterThanOrEqual(a.message.seq);

@@ -2,7 +2,6 @@
 // other nodes stay connected and keep receiving their user's events, and the closing node lets the reply it
 // runs finish (within SHUTDOWN_TIMEOUT_MS) before it goes.
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import type { MessageDto } from '../../src/shared/events.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { closeAllTabs, connectTab } from '../helpers/sockets.ts';
 
@@ -54,4 +53,3 @@ it("closing one node disconnects that node's tabs only; the others keep their se
   expect((await bystander.request('conversation:list', {})).ok).toBe(true);
 });
 
-export type { MessageDto };

@@ -178,7 +178,10 @@ describe('repair', () => {
     const tab = client(A, {
       token: cluster.tokenFor(user),
       filterIncoming: (event, payload) => {
-        if (event === 'message:created' && payload.message.content === 'lost') return void dropped++, false;
+        if (event === 'message:created' && payload.message.content === 'lost') {
+          dropped++;
+          return false;
+        }
         return true;
       },
     });
