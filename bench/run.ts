@@ -50,14 +50,20 @@ async function runBench(settings: BenchSettings, cleanup: Cleanup): Promise<{ re
   const databaseUrl = await createDatabase(settings.adminUrl, dbName, cleanup);
   const ctx: BenchContext = { settings, secret: randomBytes(32).toString('hex'), databaseUrl, cleanup, say };
   say(`chat-gateway bench: 2 nodes, ${USERS} users × ${TABS} tabs (one per node), steps of ${settings.stepS} s`);
-  say(`machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load ${loadavg().map((l) => l.toFixed(2)).join(' ')}; the load generator shares these cores`);
+  say(
+    `machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), load ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}; the load generator shares these cores`,
+  );
   say(`database: ${dbName}, dropped at the end`);
   const results = [await measure(ctx, 'transport (persistence off)', 'bench/transport-server.ts', 'classic', false)];
   for (const adapter of settings.adapters) {
     results.push(await measure(ctx, `gateway (${adapter} adapter)`, 'src/server.ts', adapter, true));
   }
   if (settings.skipMemory) return { results };
-  say(`\nmemory: ${settings.sockets.toLocaleString('en')} idle authenticated sockets on one node (a process may hold 20,000 descriptors here)`);
+  say(
+    `\nmemory: ${settings.sockets.toLocaleString('en')} idle authenticated sockets on one node (a process may hold 20,000 descriptors here)`,
+  );
   return { results, memory: await measureSocketMemory({ sockets: settings.sockets, databaseUrl, cleanup }) };
 }
 

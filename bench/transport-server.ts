@@ -34,7 +34,9 @@ const seqs = new Map<string, number>();
 
 nsp.use((socket, next) => {
   try {
-    const identity = verifyToken((socket.handshake.auth as { token?: string }).token ?? bearerToken(socket.handshake.headers.authorization));
+    const identity = verifyToken(
+      (socket.handshake.auth as { token?: string }).token ?? bearerToken(socket.handshake.headers.authorization),
+    );
     socket.data.userId = identity.userId;
     next();
   } catch {

@@ -63,11 +63,16 @@ function outputsOf(metafile: Metafile, outdir: string): { file: string; bytes: n
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   if (process.argv.includes('--help') || process.argv.includes('-h')) {
-    console.log('Usage: npm run build [-- --no-minify]\n\nBundles the <chat-widget> element and the demo page script into public/dist/ (served under /widget/).');
+    console.log(
+      'Usage: npm run build [-- --no-minify]\n\nBundles the <chat-widget> element and the demo page script into public/dist/ (served under /widget/).',
+    );
     process.exit(0);
   }
   const started = Date.now();
-  const esbuildMissing = await import('esbuild').then(() => false, () => true);
+  const esbuildMissing = await import('esbuild').then(
+    () => false,
+    () => true,
+  );
   if (esbuildMissing) {
     // `npm start` after `npm ci --omit=dev` (prestart builds): keep a bundle built earlier, else say what to do.
     if (existsSync(join(WIDGET_OUTDIR, 'chat-widget.js'))) {

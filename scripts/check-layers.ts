@@ -25,7 +25,9 @@ const BROWSER = new Set(['sdk', 'widget']);
 const BROWSER_SAFE = new Set(['shared/events.ts', 'shared/errors.ts']);
 
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
-  console.log('Usage: node scripts/check-layers.ts\n\nChecks that imports in src/ only point down the layers (see LAYERS in this file) and form no circle.');
+  console.log(
+    'Usage: node scripts/check-layers.ts\n\nChecks that imports in src/ only point down the layers (see LAYERS in this file) and form no circle.',
+  );
   process.exit(0);
 }
 

@@ -5,10 +5,13 @@ import { ConfigError } from './shared/errors.ts';
 
 export { ConfigError };
 
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
-const list = z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
+const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
+const list = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean),
+);
 const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
 
 /** Every environment variable the gateway reads, with its default. The README lists the same table. */

@@ -91,7 +91,11 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
 
   const deps = { orm, log };
   const conversations = createConversationService(deps);
-  const messages = createMessageService({ ...deps, metrics, batching: { ...DEFAULT_BATCHING, concurrency: config.appendConcurrency, maxQueued: config.appendQueueMax } });
+  const messages = createMessageService({
+    ...deps,
+    metrics,
+    batching: { ...DEFAULT_BATCHING, concurrency: config.appendConcurrency, maxQueued: config.appendQueueMax },
+  });
   const users = createUserService(deps);
   const assistant = createAssistant({
     provider: options.provider ?? providerFor(config),

@@ -44,7 +44,10 @@ try {
   log.fatal({ err }, `could not start: ${(err as Error).message}`);
   process.exit(1);
 }
-log.info({ port, host: config.host, database: config.databaseUrl ? 'postgresql' : `pglite:${config.pgliteDir}`, redis: Boolean(config.redisUrl) }, 'listening');
+log.info(
+  { port, host: config.host, database: config.databaseUrl ? 'postgresql' : `pglite:${config.pgliteDir}`, redis: Boolean(config.redisUrl) },
+  'listening',
+);
 
 let signalled = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {

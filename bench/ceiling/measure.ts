@@ -89,7 +89,9 @@ export async function measure(ctx: BenchContext, mode: string, entry: string, ad
       verified: fixedReport.exitCode === 0,
       cpu,
     };
-    say(`  at ${FIXED_RATE} msg/s: ack p50 ${fixed.ackP50.toFixed(1)} / p99 ${fixed.ackP99.toFixed(1)} ms, fan-out p50 ${fixed.fanoutP50.toFixed(1)} / p99 ${fixed.fanoutP99.toFixed(1)} ms`);
+    say(
+      `  at ${FIXED_RATE} msg/s: ack p50 ${fixed.ackP50.toFixed(1)} / p99 ${fixed.ackP99.toFixed(1)} ms, fan-out p50 ${fixed.fanoutP50.toFixed(1)} / p99 ${fixed.fanoutP99.toFixed(1)} ms`,
+    );
     const c = cpu.perMessageMs;
     say(
       `  CPU per message at ${FIXED_RATE} msg/s: nodes ${c.nodes} ms, PostgreSQL ${c.postgres}, Redis ${c.redis}, load generator ${c.generator}` +
@@ -132,7 +134,12 @@ async function runStep(ctx: BenchContext, nodes: Node[], rate: number, persisten
 }
 
 /** A load run, with the CPU each part spent from its first send to its last answer (connecting and reading back left out). */
-async function loadCounted(ctx: BenchContext, nodes: Node[], rate: number, persistent: boolean): Promise<{ report: LoadReport; cpu: CpuBudget }> {
+async function loadCounted(
+  ctx: BenchContext,
+  nodes: Node[],
+  rate: number,
+  persistent: boolean,
+): Promise<{ report: LoadReport; cpu: CpuBudget }> {
   let cpuBudget: ReturnType<typeof startCpuBudget> | undefined;
   const report = await load(
     ctx,
@@ -181,5 +188,13 @@ function stepOf(rate: number, r: LoadReport, stolenPercent: number): Omit<Step, 
   // Keeping up matters as much as latency: a server that answers fast but only half of what is offered is past it.
   const keptUp = acked >= rate * 0.95;
   const fanoutP99 = r.latency.fanout.p99Ms;
-  return { offered: rate, acked, ackP99: r.latency.ack.p99Ms, fanoutP99, lost, passed: !lost && keptUp && fanoutP99 <= FANOUT_P99_LIMIT_MS, stolenPercent };
+  return {
+    offered: rate,
+    acked,
+    ackP99: r.latency.ack.p99Ms,
+    fanoutP99,
+    lost,
+    passed: !lost && keptUp && fanoutP99 <= FANOUT_P99_LIMIT_MS,
+    stolenPercent,
+  };
 }

@@ -18,7 +18,11 @@ export interface Node {
  * Its stop is registered at spawn, not at listening: a node that is still starting when the run is interrupted
  * must be stopped too.
  */
-export function startNode(entry: string, env: NodeJS.ProcessEnv, { nodeArgs, cleanup }: { nodeArgs: string[]; cleanup: Cleanup }): Promise<Node> {
+export function startNode(
+  entry: string,
+  env: NodeJS.ProcessEnv,
+  { nodeArgs, cleanup }: { nodeArgs: string[]; cleanup: Cleanup },
+): Promise<Node> {
   const child = spawn(`${root}node_modules/.bin/node`, [...nodeArgs, entry], { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
   const stop = cleanup.add(`${entry} (pid ${child.pid})`, () => stopChild(child));
   return new Promise((resolve, reject) => {
@@ -55,5 +59,6 @@ export async function ensureServices(say: (line: string) => void): Promise<void>
     say('starting Redis');
     execFileSync('redis-server', ['--daemonize', 'yes', '--bind', '127.0.0.1', '--port', '6379', '--save', '', '--appendonly', 'no']);
   }
-  for (let i = 0; i < 60 && !(ok('pg_isready', ['-q', '-h', '127.0.0.1']) && ok('redis-cli', ['-h', '127.0.0.1', 'ping'])); i++) await sleep(500);
+  for (let i = 0; i < 60 && !(ok('pg_isready', ['-q', '-h', '127.0.0.1']) && ok('redis-cli', ['-h', '127.0.0.1', 'ping'])); i++)
+    await sleep(500);
 }

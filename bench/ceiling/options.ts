@@ -32,7 +32,8 @@ const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 /** Throws UsageError on a malformed value. */
 export function readBenchSettings(env: NodeJS.ProcessEnv): BenchSettings {
   const rates = (env.BENCH_RATES || DEFAULT_RATES).split(',').map((r) => Number(r.trim()));
-  if (rates.some((r) => !Number.isFinite(r) || r <= 0)) throw new UsageError(`BENCH_RATES must be a comma list of positive rates, got ${env.BENCH_RATES}`);
+  if (rates.some((r) => !Number.isFinite(r) || r <= 0))
+    throw new UsageError(`BENCH_RATES must be a comma list of positive rates, got ${env.BENCH_RATES}`);
   const adapters = (env.BENCH_ADAPTERS || 'classic').split(',').map((a) => a.trim());
   const unknown = adapters.filter((a) => a !== 'classic' && a !== 'sharded');
   if (unknown.length) throw new UsageError(`BENCH_ADAPTERS takes classic and/or sharded, got ${unknown.join(', ')}`);

@@ -8,7 +8,12 @@ import { FIXED_RATE, TABS, USERS, type BenchSettings } from './options.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
-export function printSummary(say: (line: string) => void, settings: BenchSettings, results: Ceiling[], memory: MemoryResult | undefined): void {
+export function printSummary(
+  say: (line: string) => void,
+  settings: BenchSettings,
+  results: Ceiling[],
+  memory: MemoryResult | undefined,
+): void {
   const transport = results[0]!;
   say('\nsummary');
   for (const r of results) {
@@ -36,7 +41,11 @@ export function printSummary(say: (line: string) => void, settings: BenchSetting
   const file = `${root}reports/bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
   writeFileSync(
     file,
-    JSON.stringify({ users: USERS, tabs: TABS, stepS: settings.stepS, generator: 'same machine, same cores', cpus: cpus().length, results, memory }, null, 2),
+    JSON.stringify(
+      { users: USERS, tabs: TABS, stepS: settings.stepS, generator: 'same machine, same cores', cpus: cpus().length, results, memory },
+      null,
+      2,
+    ),
   );
   say(`report: ${file}`);
 }

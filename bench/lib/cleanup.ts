@@ -73,7 +73,10 @@ export function cleanUpOnExit(cleanup: Cleanup, log: (line: string) => void): vo
     exiting = true;
     void cleanup.run().finally(() => process.exit(code));
   };
-  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
     process.on(signal, () => {
       log(exiting ? `${signal}: still cleaning up` : `\n${signal}: cleaning up`);
       finish(code);

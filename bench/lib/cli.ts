@@ -29,7 +29,8 @@ export function readCommandLine(program: string, usage: string, { args = process
     process.stdout.write(usage);
     process.exit(0);
   }
-  if (parsed.positionals.length > maxPositionals) exitWithUsageError(program, `unexpected argument '${parsed.positionals[maxPositionals]}'`);
+  if (parsed.positionals.length > maxPositionals)
+    exitWithUsageError(program, `unexpected argument '${parsed.positionals[maxPositionals]}'`);
   return parsed.positionals;
 }
 

@@ -100,7 +100,12 @@ export function startCpuBudget(nodePids: number[]) {
       const total = perMessageMs.nodes + perMessageMs.postgres + perMessageMs.redis + perMessageMs.generator;
       const round = (ms: number) => Math.round(ms * 100) / 100;
       return {
-        perMessageMs: { nodes: round(perMessageMs.nodes), postgres: round(perMessageMs.postgres), redis: round(perMessageMs.redis), generator: round(perMessageMs.generator) },
+        perMessageMs: {
+          nodes: round(perMessageMs.nodes),
+          postgres: round(perMessageMs.postgres),
+          redis: round(perMessageMs.redis),
+          generator: round(perMessageMs.generator),
+        },
         coresAtRate: round((total * ratePerS) / 1000),
         stolenPercent: stolenPercent(before.cores, after.cores),
       };

@@ -100,6 +100,8 @@ export function watchGc(): { stop: () => GcSummary } {
 }
 
 export function fmtGc(g: GcSummary): string {
-  const kinds = Object.entries(g.byKind).map(([kind, k]) => `${kind} ${k.pauses}/${k.totalMs} ms`).join(', ');
+  const kinds = Object.entries(g.byKind)
+    .map(([kind, k]) => `${kind} ${k.pauses}/${k.totalMs} ms`)
+    .join(', ');
   return `GC ${g.pauses} pauses, ${g.totalMs} ms total, longest ${g.maxMs} ms${kinds ? ` (${kinds})` : ''}`;
 }

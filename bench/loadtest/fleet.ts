@@ -151,9 +151,9 @@ export class Fleet {
         const code = err instanceof ChatError ? err.code : 'ERROR';
         const hint =
           code === 'UNAUTHORIZED' || code === 'TOKEN_EXPIRED'
-            ? ' (is --secret the gateway\'s JWT_SECRET, and --issuer/--audience its JWT_ISSUER/JWT_AUDIENCE?)'
+            ? " (is --secret the gateway's JWT_SECRET, and --issuer/--audience its JWT_ISSUER/JWT_AUDIENCE?)"
             : code === 'TOO_MANY_CONNECTIONS'
-              ? ' (raise the gateway\'s MAX_SOCKETS_PER_USER or lower --tabs)'
+              ? " (raise the gateway's MAX_SOCKETS_PER_USER or lower --tabs)"
               : '';
         fail(new SetupError(`${user.userId} tab ${t}: handshake with ${url} refused: ${code} ${err.message}${hint}`));
       });
@@ -207,7 +207,7 @@ export class Fleet {
     }
     const clientMessageId = this.tracker.clientMessageId(k);
     // Exactly `size` characters, never ending in white space; the number makes each one distinct to the eye.
-    let content = (`#${k} ${this.filler}`).slice(0, this.o.size);
+    let content = `#${k} ${this.filler}`.slice(0, this.o.size);
     if (content.endsWith(' ')) content = `${content.slice(0, -1)}.`;
     const tracker = this.tracker;
     tracker.sending(k, tab.tab, now, dueMs);

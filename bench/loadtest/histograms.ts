@@ -49,7 +49,7 @@ export class Latency {
   /** Records a latency given in ms (a difference of performance.now()); below 1 µs counts as 1 µs. */
   record(ms: number): void {
     const us = Math.round(ms * 1000);
-    this.histogram.recordValue(us < 1 ? 1 : Math.min(us , HIGHEST_US));
+    this.histogram.recordValue(us < 1 ? 1 : Math.min(us, HIGHEST_US));
   }
 
   get count(): number {
@@ -91,7 +91,11 @@ export class Latency {
     const hi = Math.max(...indexes);
     const buckets: DistributionBucket[] = [];
     for (let i = lo; i <= hi; i++) {
-      buckets.push({ fromMs: round3(10 ** (i / perDecade) / 1000), toMs: round3(10 ** ((i + 1) / perDecade) / 1000), count: counts.get(i) ?? 0 });
+      buckets.push({
+        fromMs: round3(10 ** (i / perDecade) / 1000),
+        toMs: round3(10 ** ((i + 1) / perDecade) / 1000),
+        count: counts.get(i) ?? 0,
+      });
     }
     return buckets;
   }

@@ -104,8 +104,16 @@ const Schema = z
     issuer: z.string().min(1).optional(),
     audience: z.string().min(1).optional(),
     tokenTtlS: positiveInt.min(60),
-    userPrefix: z.string().min(1).max(200).regex(/^[\w.:@-]+$/, 'letters, digits and . _ : @ - only'),
-    runId: z.string().min(1).max(40).regex(/^[\w.-]+$/, 'letters, digits and . _ - only'),
+    userPrefix: z
+      .string()
+      .min(1)
+      .max(200)
+      .regex(/^[\w.:@-]+$/, 'letters, digits and . _ : @ - only'),
+    runId: z
+      .string()
+      .min(1)
+      .max(40)
+      .regex(/^[\w.-]+$/, 'letters, digits and . _ - only'),
     reportDir: z.string().min(1).nullable(),
     drainTimeoutS: z.number().min(0),
     transports: z.array(z.enum(['websocket', 'polling'])).min(1),
@@ -245,7 +253,13 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     return n;
   };
   const list = (raw: string[] | string | undefined) =>
-    raw === undefined ? undefined : [raw].flat().flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+    raw === undefined
+      ? undefined
+      : [raw]
+          .flat()
+          .flatMap((s) => s.split(','))
+          .map((s) => s.trim())
+          .filter(Boolean);
   return resolveOptions({
     urls: list(values.url),
     users: num('users', values.users),

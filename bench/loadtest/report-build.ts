@@ -53,11 +53,19 @@ export function buildReport(b: BuildInput): LoadReport {
     }
   }
 
-  const n = Math.max(Math.ceil(b.sendWindowS), t.sentPerSecond.length, t.ackedPerSecond.length, t.receivedPerSecond.length, t.errorsPerSecond.length);
+  const n = Math.max(
+    Math.ceil(b.sendWindowS),
+    t.sentPerSecond.length,
+    t.ackedPerSecond.length,
+    t.receivedPerSecond.length,
+    t.errorsPerSecond.length,
+  );
   const ack = t.ackPerSecond.series(n);
   const fan = t.fanoutPerSecond.series(n);
   const end = b.sendWindowS;
-  const offered = Array.from({ length: n }, (_, s) => Math.round(schedule.countAt(Math.min(s + 1, end)) - schedule.countAt(Math.min(s, end))));
+  const offered = Array.from({ length: n }, (_, s) =>
+    Math.round(schedule.countAt(Math.min(s + 1, end)) - schedule.countAt(Math.min(s, end))),
+  );
 
   // After the ramp: acks of messages sent in [ramp, duration], over that window.
   let steadyAcked = 0;
@@ -142,11 +150,14 @@ export function buildReport(b: BuildInput): LoadReport {
 function notesOf(b: BuildInput): string[] {
   const { o, schedule, scheduled, sendWindowS, fullyDrained, generator, tracker } = b;
   const notes: string[] = [];
-  if (scheduled < schedule.total) notes.push(`stopped early after ${sendWindowS.toFixed(1)} s: ${scheduled} of ${schedule.total} scheduled messages were due`);
+  if (scheduled < schedule.total)
+    notes.push(`stopped early after ${sendWindowS.toFixed(1)} s: ${scheduled} of ${schedule.total} scheduled messages were due`);
   if (!o.verifyStorage) notes.push('storage was not checked (--skip-storage): only live delivery was verified');
   if (!fullyDrained) notes.push(`the drain timed out after ${o.drainTimeoutS} s with answers, receipts or replies outstanding`);
   if (generator.eventLoopDelayP99Ms > 50) {
-    notes.push(`the generator's event loop lagged (p99 ${generator.eventLoopDelayP99Ms} ms): latencies include its own delays; run it on a machine of its own, or split the tabs over several processes`);
+    notes.push(
+      `the generator's event loop lagged (p99 ${generator.eventLoopDelayP99Ms} ms): latencies include its own delays; run it on a machine of its own, or split the tabs over several processes`,
+    );
   }
   const lag = tracker.schedulerLag.stats();
   if (lag.p99Ms > 100) notes.push(`the generator emitted late (scheduler lag p99 ${lag.p99Ms} ms): the offered rate was not fully held`);

@@ -71,7 +71,13 @@ function fmtTick(v: number): string {
   return String(Number(v.toPrecision(2)));
 }
 
-function frame(yTicks: { v: number; label: string }[], y: (v: number) => number, xTicks: { x: number; label: string }[], xLabel: string, yLabel: string): string {
+function frame(
+  yTicks: { v: number; label: string }[],
+  y: (v: number) => number,
+  xTicks: { x: number; label: string }[],
+  xLabel: string,
+  yLabel: string,
+): string {
   const parts: string[] = [];
   for (const t of yTicks) {
     const py = y(t.v).toFixed(1);
@@ -91,7 +97,10 @@ function frame(yTicks: { v: number; label: string }[], y: (v: number) => number,
 
 function legend(series: { name: string; color: string; dashed?: boolean }[]): string {
   return `<div class="legend">${series
-    .map((s) => `<span><svg width="22" height="10"><line x1="0" x2="22" y1="5" y2="5" stroke="${s.color}" stroke-width="3"${s.dashed ? ' stroke-dasharray="5 3"' : ''}/></svg>${esc(s.name)}</span>`)
+    .map(
+      (s) =>
+        `<span><svg width="22" height="10"><line x1="0" x2="22" y1="5" y2="5" stroke="${s.color}" stroke-width="3"${s.dashed ? ' stroke-dasharray="5 3"' : ''}/></svg>${esc(s.name)}</span>`,
+    )
     .join('')}</div>`;
 }
 
@@ -119,14 +128,22 @@ export function lineChart(x: number[], series: Series[], opts: { xLabel: string;
         current.push(`${px(x[i]!).toFixed(1)},${y(v).toFixed(1)}`);
       });
       if (current.length) segments.push(current.join(' '));
-      const dots = s.values.length < 120
-        ? s.values
-            .map((v, i) => (v === null || (opts.log && v <= 0) ? '' : `<circle cx="${px(x[i]!).toFixed(1)}" cy="${y(v).toFixed(1)}" r="2" fill="${s.color}"><title>${esc(`${s.name} at ${x[i]} s: ${fmtTick(v)}${opts.unit ?? ''}`)}</title></circle>`))
-            .join('')
-        : '';
+      const dots =
+        s.values.length < 120
+          ? s.values
+              .map((v, i) =>
+                v === null || (opts.log && v <= 0)
+                  ? ''
+                  : `<circle cx="${px(x[i]!).toFixed(1)}" cy="${y(v).toFixed(1)}" r="2" fill="${s.color}"><title>${esc(`${s.name} at ${x[i]} s: ${fmtTick(v)}${opts.unit ?? ''}`)}</title></circle>`,
+              )
+              .join('')
+          : '';
       return (
         segments
-          .map((pts) => `<polyline points="${pts}" fill="none" stroke="${s.color}" stroke-width="1.8"${s.dashed ? ' stroke-dasharray="5 3"' : ''}/>`)
+          .map(
+            (pts) =>
+              `<polyline points="${pts}" fill="none" stroke="${s.color}" stroke-width="1.8"${s.dashed ? ' stroke-dasharray="5 3"' : ''}/>`,
+          )
           .join('') + dots
       );
     })
@@ -146,9 +163,13 @@ export function distributionChart(items: { name: string; color: string; buckets:
     const total = i.buckets.reduce((a, b) => a + b.count, 0) || 1;
     return i.buckets.map((b) => ({ ...b, share: (b.count / total) * 100 }));
   });
-  const { y, ticks } = yAxis(shares.flatMap((s) => s.map((b) => b.share)), false);
+  const { y, ticks } = yAxis(
+    shares.flatMap((s) => s.map((b) => b.share)),
+    false,
+  );
   const xTicks = [];
-  for (let d = lo; d <= lo + span; d++) for (const m of d === lo + span ? [1] : [1, 2, 5]) xTicks.push({ x: px(m * 10 ** d), label: fmtTick(m * 10 ** d) });
+  for (let d = lo; d <= lo + span; d++)
+    for (const m of d === lo + span ? [1] : [1, 2, 5]) xTicks.push({ x: px(m * 10 ** d), label: fmtTick(m * 10 ** d) });
   const paths = present
     .map((item, idx) => {
       const pts: string[] = [`${px(shares[idx]![0]!.fromMs).toFixed(1)},${y(0).toFixed(1)}`];
@@ -175,13 +196,19 @@ export function percentileChart(items: { name: string; color: string; points: Pe
   const nines = (p: number) => (p >= 100 ? 4.5 : -Math.log10(1 - p / 100));
   const maxX = 4.5;
   const px = (p: number) => M.left + (Math.min(nines(p), maxX) / maxX) * PW;
-  const { y, ticks } = yAxis(present.flatMap((i) => i.points.map((p) => p.ms)), true);
+  const { y, ticks } = yAxis(
+    present.flatMap((i) => i.points.map((p) => p.ms)),
+    true,
+  );
   const xTicks = [0, 50, 90, 99, 99.9, 99.99, 100].map((p) => ({ x: px(p), label: p === 100 ? 'max' : `p${p}` }));
   const lines = present
     .map((i) => {
       const pts = i.points.map((p) => `${px(p.percentile).toFixed(1)},${y(Math.max(p.ms, 1e-3)).toFixed(1)}`).join(' ');
       const dots = i.points
-        .map((p) => `<circle cx="${px(p.percentile).toFixed(1)}" cy="${y(Math.max(p.ms, 1e-3)).toFixed(1)}" r="2.5" fill="${i.color}"><title>${esc(`${i.name} p${p.percentile}: ${fmtMs(p.ms)} ms`)}</title></circle>`)
+        .map(
+          (p) =>
+            `<circle cx="${px(p.percentile).toFixed(1)}" cy="${y(Math.max(p.ms, 1e-3)).toFixed(1)}" r="2.5" fill="${i.color}"><title>${esc(`${i.name} p${p.percentile}: ${fmtMs(p.ms)} ms`)}</title></circle>`,
+        )
         .join('');
       return `<polyline points="${pts}" fill="none" stroke="${i.color}" stroke-width="1.8"/>${dots}`;
     })
@@ -209,13 +236,16 @@ export function renderHtml(r: LoadReport): string {
   const c = r.counts;
   const t = r.throughput;
   const s = r.series;
-  const metricSeries = (names: LatencyName[]) => names.map((n) => ({ name: LATENCY_ROWS.find(([k]) => k === n)![1], color: COLORS[n]!, n }));
+  const metricSeries = (names: LatencyName[]) =>
+    names.map((n) => ({ name: LATENCY_ROWS.find(([k]) => k === n)![1], color: COLORS[n]!, n }));
   const distNames: LatencyName[] = ['ack', 'fanout', 'assistantFirstDelta', 'assistantComplete'];
   const errors = Object.entries(r.errorsByCode);
   const problems = v.problems.slice(0, 500);
   const status = v.ok
     ? `<div class="badge ok">VERIFIED</div><p>${fmtInt(v.checked.acked)} acknowledged messages, each received exactly once by every one of the ${o.tabs} tabs of its user and stored exactly once, in ${fmtInt(v.checked.conversations)} conversations with gap-free seqs${o.assistant ? `; ${fmtInt(v.checked.replies)} assistant replies seen start to end by every tab` : ''}.</p>`
-    : `<div class="badge fail">FAILED</div><p>${fmtInt(v.totalProblems)} problem(s): ${Object.entries(v.problemCounts).map(([k, n]) => `<code>${esc(k)}</code> ${fmtInt(n!)}`).join(' · ')}</p>`;
+    : `<div class="badge fail">FAILED</div><p>${fmtInt(v.totalProblems)} problem(s): ${Object.entries(v.problemCounts)
+        .map(([k, n]) => `<code>${esc(k)}</code> ${fmtInt(n!)}`)
+        .join(' · ')}</p>`;
 
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -245,28 +275,49 @@ ${latencyTable(r)}
 <p class="sub">Ack: emit of <code>message:send</code> → its acknowledgement at the sending tab. Fan-out: emit → <code>message:created</code> at each other tab of the same user (the sender's own copy counts as a receipt, not as fan-out); "all other tabs": → the last of them. Assistant: emit → first <code>message:delta</code> / final <code>message:updated</code> of the reply at the sending tab. Ack from schedule: the same, timed from when the open-loop schedule wanted the message sent, so a generator that fell behind cannot hide latency (coordinated omission). Scheduler lag: how late the generator emitted against the schedule.</p>
 
 <h2>Latency over time</h2>
-${lineChart(s.second, [
-  { name: 'ack p50', color: COLORS.ack!, values: s.ackP50 },
-  { name: 'ack p99', color: COLORS.ack!, values: s.ackP99, dashed: true },
-  { name: 'fan-out p50', color: COLORS.fanout!, values: s.fanoutP50 },
-  { name: 'fan-out p99', color: COLORS.fanout!, values: s.fanoutP99, dashed: true },
-], { xLabel: 'second of the run (by send time)', yLabel: 'ms (log scale)', log: true, unit: ' ms' })}
+${lineChart(
+  s.second,
+  [
+    { name: 'ack p50', color: COLORS.ack!, values: s.ackP50 },
+    { name: 'ack p99', color: COLORS.ack!, values: s.ackP99, dashed: true },
+    { name: 'fan-out p50', color: COLORS.fanout!, values: s.fanoutP50 },
+    { name: 'fan-out p99', color: COLORS.fanout!, values: s.fanoutP99, dashed: true },
+  ],
+  { xLabel: 'second of the run (by send time)', yLabel: 'ms (log scale)', log: true, unit: ' ms' },
+)}
 
 <h2>Throughput</h2>
-${lineChart(s.second, [
-  { name: 'offered', color: '#9ca3af', values: s.offered, dashed: true },
-  { name: 'sent', color: '#7c3aed', values: s.sent },
-  { name: 'acked', color: COLORS.ack!, values: s.acked },
-  { name: `received (receipts ÷ ${o.tabs} tabs)`, color: COLORS.fanout!, values: s.received.map((x) => Math.round((x / o.tabs) * 10) / 10) },
-  { name: 'errors', color: '#dc2626', values: s.errors },
-], { xLabel: 'second of the run', yLabel: 'messages per second', unit: '/s' })}
+${lineChart(
+  s.second,
+  [
+    { name: 'offered', color: '#9ca3af', values: s.offered, dashed: true },
+    { name: 'sent', color: '#7c3aed', values: s.sent },
+    { name: 'acked', color: COLORS.ack!, values: s.acked },
+    {
+      name: `received (receipts ÷ ${o.tabs} tabs)`,
+      color: COLORS.fanout!,
+      values: s.received.map((x) => Math.round((x / o.tabs) * 10) / 10),
+    },
+    { name: 'errors', color: '#dc2626', values: s.errors },
+  ],
+  { xLabel: 'second of the run', yLabel: 'messages per second', unit: '/s' },
+)}
 ${kv([
   ['offered', `${fmtInt(c.scheduled)} messages over ${t.sendWindowS} s (peak ${fmtInt(t.offeredPeakPerS)}/s)`],
-  ['achieved', `sent ${fmtInt(t.sentPerS)}/s · acked ${fmtInt(t.ackedPerS)}/s · receipts ${fmtInt(t.receiptsPerS)}/s${t.steadyAckedPerS !== null ? ` · after the ramp: acked ${fmtInt(t.steadyAckedPerS)}/s of ${fmtInt(t.steadyOfferedPerS ?? 0)}/s offered` : ''}`],
-  ['messages', `sent ${fmtInt(c.sent)} · acked ${fmtInt(c.acked)} · refused ${fmtInt(c.refused)} · no answer ${fmtInt(c.unknown)} · not sent ${fmtInt(c.notSent)}${o.assistant ? ` · replies ${fmtInt(c.replies)}` : ''}`],
+  [
+    'achieved',
+    `sent ${fmtInt(t.sentPerS)}/s · acked ${fmtInt(t.ackedPerS)}/s · receipts ${fmtInt(t.receiptsPerS)}/s${t.steadyAckedPerS !== null ? ` · after the ramp: acked ${fmtInt(t.steadyAckedPerS)}/s of ${fmtInt(t.steadyOfferedPerS ?? 0)}/s offered` : ''}`,
+  ],
+  [
+    'messages',
+    `sent ${fmtInt(c.sent)} · acked ${fmtInt(c.acked)} · refused ${fmtInt(c.refused)} · no answer ${fmtInt(c.unknown)} · not sent ${fmtInt(c.notSent)}${o.assistant ? ` · replies ${fmtInt(c.replies)}` : ''}`,
+  ],
   ['receipts', `${fmtInt(c.receipts)} · duplicates ${fmtInt(c.duplicateReceipts)} · of other clients ${fmtInt(c.foreignReceipts)}`],
   ['errors', errors.length ? errors.map(([code, n]) => `<code>${esc(code)}</code> ${fmtInt(n)}`).join(' · ') : 'none'],
-  ['connections', `${fmtInt(r.connections.tabs)} tabs · ${fmtInt(r.connections.disconnects)} disconnects ${esc(JSON.stringify(r.connections.disconnectReasons))} · ${fmtInt(r.connections.reconnects)} reconnects`],
+  [
+    'connections',
+    `${fmtInt(r.connections.tabs)} tabs · ${fmtInt(r.connections.disconnects)} disconnects ${esc(JSON.stringify(r.connections.disconnectReasons))} · ${fmtInt(r.connections.reconnects)} reconnects`,
+  ],
 ])}
 
 <h2>Latency distribution</h2>
@@ -277,20 +328,48 @@ ${percentileChart(metricSeries(distNames).map((m) => ({ name: m.name, color: m.c
 
 <h2>Verification</h2>
 ${kv([
-  ['sends', `${fmtInt(v.checked.sent)} (acked ${fmtInt(v.checked.acked)}, refused ${fmtInt(v.checked.refused)}, no answer ${fmtInt(v.checked.unknown)} of which stored ${fmtInt(v.checked.unknownStored)})`],
+  [
+    'sends',
+    `${fmtInt(v.checked.sent)} (acked ${fmtInt(v.checked.acked)}, refused ${fmtInt(v.checked.refused)}, no answer ${fmtInt(v.checked.unknown)} of which stored ${fmtInt(v.checked.unknownStored)})`,
+  ],
   ['receipts checked', `${fmtInt(v.checked.receiptsExpected)} over ${fmtInt(v.checked.tabs)} tabs`],
   ['storage checked', `${fmtInt(v.checked.conversations)} conversations, ${fmtInt(v.checked.storedMessages)} stored messages`],
-  ['problems', v.totalProblems ? Object.entries(v.problemCounts).map(([k, n]) => `<code>${esc(k)}</code> ${fmtInt(n!)}`).join(' · ') : 'none'],
+  [
+    'problems',
+    v.totalProblems
+      ? Object.entries(v.problemCounts)
+          .map(([k, n]) => `<code>${esc(k)}</code> ${fmtInt(n!)}`)
+          .join(' · ')
+      : 'none',
+  ],
 ])}
-${problems.length ? `<table class="problems"><thead><tr><th>kind</th><th>user</th><th>clientMessageId</th><th>seq</th><th>tab</th><th>detail</th></tr></thead><tbody>${problems
-    .map((p) => `<tr><td><code>${esc(p.kind)}</code></td><td>${esc(p.userId)}</td><td>${esc(p.clientMessageId ?? '')}</td><td>${p.seq ?? ''}</td><td>${p.tab ?? ''}</td><td>${esc(p.detail)}</td></tr>`)
-    .join('')}</tbody></table>${v.totalProblems > problems.length ? `<p>… ${fmtInt(v.totalProblems - problems.length)} more in the JSON report.</p>` : ''}` : ''}
+${
+  problems.length
+    ? `<table class="problems"><thead><tr><th>kind</th><th>user</th><th>clientMessageId</th><th>seq</th><th>tab</th><th>detail</th></tr></thead><tbody>${problems
+        .map(
+          (p) =>
+            `<tr><td><code>${esc(p.kind)}</code></td><td>${esc(p.userId)}</td><td>${esc(p.clientMessageId ?? '')}</td><td>${p.seq ?? ''}</td><td>${p.tab ?? ''}</td><td>${esc(p.detail)}</td></tr>`,
+        )
+        .join(
+          '',
+        )}</tbody></table>${v.totalProblems > problems.length ? `<p>… ${fmtInt(v.totalProblems - problems.length)} more in the JSON report.</p>` : ''}`
+    : ''
+}
 
 <h2>Run</h2>
 ${kv([
-  ['phases', `connect ${r.phases.connectS} s · conversations ${r.phases.conversationsS} s · send ${r.phases.sendS} s · drain ${r.phases.drainS} s · verify ${r.phases.verifyS} s`],
-  ['generator', `CPU ${r.generator.cpuPercentOfOneCore} % of one core · event-loop delay p99 ${r.generator.eventLoopDelayP99Ms} ms, max ${r.generator.eventLoopDelayMaxMs} ms · max RSS ${fmtInt(r.generator.maxRssMB)} MB`],
-  ['environment', `${esc(r.environment.host)} · Node ${esc(r.environment.node)} · ${r.environment.cpus} CPUs · load ${r.environment.loadavg.join(' ')}`],
+  [
+    'phases',
+    `connect ${r.phases.connectS} s · conversations ${r.phases.conversationsS} s · send ${r.phases.sendS} s · drain ${r.phases.drainS} s · verify ${r.phases.verifyS} s`,
+  ],
+  [
+    'generator',
+    `CPU ${r.generator.cpuPercentOfOneCore} % of one core · event-loop delay p99 ${r.generator.eventLoopDelayP99Ms} ms, max ${r.generator.eventLoopDelayMaxMs} ms · max RSS ${fmtInt(r.generator.maxRssMB)} MB`,
+  ],
+  [
+    'environment',
+    `${esc(r.environment.host)} · Node ${esc(r.environment.node)} · ${r.environment.cpus} CPUs · load ${r.environment.loadavg.join(' ')}`,
+  ],
   ['options', `<code>${esc(JSON.stringify(o))}</code>`],
 ])}
 </body></html>

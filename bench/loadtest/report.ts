@@ -47,7 +47,13 @@ export interface LoadReport {
     replies: number;
   };
   errorsByCode: Record<string, number>;
-  connections: { tabs: number; disconnects: number; disconnectReasons: Record<string, number>; reconnects: number; tabsDisconnected: number };
+  connections: {
+    tabs: number;
+    disconnects: number;
+    disconnectReasons: Record<string, number>;
+    reconnects: number;
+    tabsDisconnected: number;
+  };
   latency: Record<LatencyName, LatencyStats>;
   throughput: {
     /** The peak offered rate (--rate). */
@@ -123,7 +129,9 @@ export function formatTable(r: LoadReport): string {
   const c = r.counts;
   lines.push(
     `throughput   offered ${fmtInt(c.scheduled)} msgs in ${t.sendWindowS} s · sent ${fmtInt(t.sentPerS)}/s · acked ${fmtInt(t.ackedPerS)}/s` +
-      (t.steadyAckedPerS !== null ? ` (after the ramp ${fmtInt(t.steadyAckedPerS)}/s of ${fmtInt(t.steadyOfferedPerS ?? 0)}/s offered)` : '') +
+      (t.steadyAckedPerS !== null
+        ? ` (after the ramp ${fmtInt(t.steadyAckedPerS)}/s of ${fmtInt(t.steadyOfferedPerS ?? 0)}/s offered)`
+        : '') +
       ` · receipts ${fmtInt(t.receiptsPerS)}/s`,
   );
   lines.push(
@@ -133,7 +141,9 @@ export function formatTable(r: LoadReport): string {
   const errors = Object.entries(r.errorsByCode).filter(([, n]) => n > 0);
   lines.push(`errors       ${errors.length ? errors.map(([code, n]) => `${code} ${fmtInt(n)}`).join(' · ') : 'none'}`);
   const cn = r.connections;
-  const reasons = Object.entries(cn.disconnectReasons).map(([why, n]) => `${why} ${n}`).join(', ');
+  const reasons = Object.entries(cn.disconnectReasons)
+    .map(([why, n]) => `${why} ${n}`)
+    .join(', ');
   lines.push(
     `connections  ${fmtInt(cn.tabs)} tabs · ${fmtInt(cn.disconnects)} disconnects${reasons ? ` (${reasons})` : ''} · ${fmtInt(cn.reconnects)} reconnects`,
   );
@@ -148,19 +158,30 @@ export function formatTable(r: LoadReport): string {
   if (v.ok) {
     lines.push(
       `VERIFIED     ${fmtInt(k.acked)} acked messages each received exactly once by all ${o.tabs} tabs of their user (${fmtInt(k.receiptsExpected)} receipts)` +
-        (k.conversations ? `, stored exactly once in ${fmtInt(k.conversations)} conversations with gap-free seqs (${fmtInt(k.storedMessages)} stored messages)` : '') +
+        (k.conversations
+          ? `, stored exactly once in ${fmtInt(k.conversations)} conversations with gap-free seqs (${fmtInt(k.storedMessages)} stored messages)`
+          : '') +
         (o.assistant ? `; ${fmtInt(k.replies)} assistant replies seen start to end by every tab` : ''),
     );
-    if (k.unknown > 0) lines.push(`             ${fmtInt(k.unknown)} sends had no answer; ${fmtInt(k.unknownStored)} of them are stored (once each)`);
+    if (k.unknown > 0)
+      lines.push(`             ${fmtInt(k.unknown)} sends had no answer; ${fmtInt(k.unknownStored)} of them are stored (once each)`);
   } else {
-    lines.push(`FAILED       ${fmtInt(v.totalProblems)} problem(s): ${Object.entries(v.problemCounts).map(([kind, n]) => `${kind} ${fmtInt(n!)}`).join(' · ')}`);
+    lines.push(
+      `FAILED       ${fmtInt(v.totalProblems)} problem(s): ${Object.entries(v.problemCounts)
+        .map(([kind, n]) => `${kind} ${fmtInt(n!)}`)
+        .join(' · ')}`,
+    );
     const shown = v.problems.slice(0, 25);
     for (const p of shown) {
-      lines.push(`  ${p.kind.padEnd(24)} ${p.userId}${p.clientMessageId ? ` ${p.clientMessageId}` : ''}${p.seq !== undefined ? ` seq ${p.seq}` : ''}: ${p.detail}`);
+      lines.push(
+        `  ${p.kind.padEnd(24)} ${p.userId}${p.clientMessageId ? ` ${p.clientMessageId}` : ''}${p.seq !== undefined ? ` seq ${p.seq}` : ''}: ${p.detail}`,
+      );
     }
-    if (v.totalProblems > shown.length) lines.push(`  … and ${fmtInt(v.totalProblems - shown.length)} more (the JSON report lists up to ${fmtInt(v.problems.length)})`);
+    if (v.totalProblems > shown.length)
+      lines.push(`  … and ${fmtInt(v.totalProblems - shown.length)} more (the JSON report lists up to ${fmtInt(v.problems.length)})`);
   }
-  if (r.cleanup) lines.push(`cleanup      erased ${fmtInt(r.cleanup.usersErased)} users${r.cleanup.failures ? `, ${r.cleanup.failures} failed` : ''}`);
+  if (r.cleanup)
+    lines.push(`cleanup      erased ${fmtInt(r.cleanup.usersErased)} users${r.cleanup.failures ? `, ${r.cleanup.failures} failed` : ''}`);
   if (r.files.length) lines.push(`reports      ${r.files.join('  ')}`);
   return lines.join('\n');
 }

@@ -146,7 +146,8 @@ export async function runLoad(input: Partial<LoadOptions>, hooks: RunHooks = {})
     // ---- drain: wait for the answers, receipts and replies still in flight ----
     setPhase('drain');
     const drainDeadline = performance.now() + o.drainTimeoutS * 1000;
-    const drained = () => tracker.pending === 0 && tracker.outstandingReceipts === 0 && (!o.assistant || tracker.replies.outstandingEnds === 0);
+    const drained = () =>
+      tracker.pending === 0 && tracker.outstandingReceipts === 0 && (!o.assistant || tracker.replies.outstandingEnds === 0);
     while (!drained() && performance.now() < drainDeadline) await sleep(20);
     const fullyDrained = drained();
     tracker.giveUp(performance.now());
@@ -186,7 +187,11 @@ export async function runLoad(input: Partial<LoadOptions>, hooks: RunHooks = {})
       replies: o.assistant ? tracker.replies.observations() : undefined,
       disconnectedTabs: [...fleet.disconnectedTabs],
       misrouted: tracker.misrouted,
-      ackMismatches: tracker.ackMismatches.map((m) => ({ clientMessageId: tracker.clientMessageId(m.k), userId: userIds[m.k % o.users]!, detail: m.detail })),
+      ackMismatches: tracker.ackMismatches.map((m) => ({
+        clientMessageId: tracker.clientMessageId(m.k),
+        userId: userIds[m.k % o.users]!,
+        detail: m.detail,
+      })),
     });
     times.verifyS = lap();
 
@@ -196,7 +201,20 @@ export async function runLoad(input: Partial<LoadOptions>, hooks: RunHooks = {})
       cleanup = await eraseUsers(context.users, o.urls, o.verifyConcurrency);
     }
 
-    report = buildReport({ o, schedule, scheduled, sendWindowS, fullyDrained, tracker, fleet, startedAt, times, generator, verification, cleanup });
+    report = buildReport({
+      o,
+      schedule,
+      scheduled,
+      sendWindowS,
+      fullyDrained,
+      tracker,
+      fleet,
+      startedAt,
+      times,
+      generator,
+      verification,
+      cleanup,
+    });
   } catch (err) {
     fleet.close();
     throw err;
@@ -227,7 +245,9 @@ async function preflight(urls: string[]): Promise<void> {
       try {
         res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(5000) });
       } catch (err) {
-        throw new SetupError(`${url} is not reachable: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`);
+        throw new SetupError(
+          `${url} is not reachable: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`,
+        );
       }
       await res.arrayBuffer();
       if (res.status >= 502 && res.status <= 504) throw new SetupError(`${url}/healthz answered ${res.status}`);
@@ -236,13 +256,21 @@ async function preflight(urls: string[]): Promise<void> {
 }
 
 /** DELETE /api/me for every test user: their conversations and messages go with them. */
-async function eraseUsers(users: RunContext['users'], urls: string[], concurrency: number): Promise<{ requested: true; usersErased: number; failures: number }> {
+async function eraseUsers(
+  users: RunContext['users'],
+  urls: string[],
+  concurrency: number,
+): Promise<{ requested: true; usersErased: number; failures: number }> {
   let usersErased = 0;
   let failures = 0;
   await pool(users, concurrency, async (u, i) => {
     const url = urls[i % urls.length]!;
     try {
-      const res = await fetch(`${url}/api/me`, { method: 'DELETE', headers: { authorization: `Bearer ${u.token()}` }, signal: AbortSignal.timeout(30_000) });
+      const res = await fetch(`${url}/api/me`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${u.token()}` },
+        signal: AbortSignal.timeout(30_000),
+      });
       await res.arrayBuffer();
       if (res.status === 204) usersErased++;
       else failures++;

@@ -21,7 +21,12 @@ interface HistoryPage {
 }
 
 /** Pages through `GET /api/conversations/:id/messages?after=…&limit=200` with the owner's token. */
-export async function readConversation(baseUrl: string, token: string, conversationId: string, signal?: AbortSignal): Promise<StoredConversation> {
+export async function readConversation(
+  baseUrl: string,
+  token: string,
+  conversationId: string,
+  signal?: AbortSignal,
+): Promise<StoredConversation> {
   const messages: StoredMessage[] = [];
   let after = 0;
   let lastSeq = 0;
@@ -54,7 +59,10 @@ async function getJson<T>(url: string, token: string, signal?: AbortSignal): Pro
     if (attempt > 0) await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
     let res: Response;
     try {
-      res = await fetch(url, { headers: { authorization: `Bearer ${token}`, accept: 'application/json' }, signal: signal ?? AbortSignal.timeout(30_000) });
+      res = await fetch(url, {
+        headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+        signal: signal ?? AbortSignal.timeout(30_000),
+      });
     } catch (err) {
       lastError = (err as Error).message;
       continue;

@@ -142,7 +142,8 @@ export function verify(input: VerifyInput, maxProblems = 10_000): Verification {
   };
   const T = input.tabs;
   const disconnected = new Set(input.disconnectedTabs ?? []);
-  const tabNote = (user: number, tab: number) => (disconnected.has(`${user}:${tab}`) ? ' (this tab lost its connection during the run)' : '');
+  const tabNote = (user: number, tab: number) =>
+    disconnected.has(`${user}:${tab}`) ? ' (this tab lost its connection during the run)' : '';
   const checked: Verification['checked'] = {
     sent: input.sent.length,
     acked: 0,
@@ -175,9 +176,16 @@ export function verify(input: VerifyInput, maxProblems = 10_000): Verification {
   }
   if (checked.acked === 0) add({ kind: 'nothing-acked', userId: '*', detail: 'no message was acknowledged: nothing was verified' });
   for (const r of input.misrouted ?? []) {
-    add({ kind: 'misrouted', userId: input.users[r.user]?.userId ?? String(r.user), tab: r.tab, clientMessageId: r.clientMessageId, detail: `tab ${r.tab} received another user's message` });
+    add({
+      kind: 'misrouted',
+      userId: input.users[r.user]?.userId ?? String(r.user),
+      tab: r.tab,
+      clientMessageId: r.clientMessageId,
+      detail: `tab ${r.tab} received another user's message`,
+    });
   }
-  for (const a of input.ackMismatches ?? []) add({ kind: 'ack-mismatch', userId: a.userId, clientMessageId: a.clientMessageId, detail: a.detail });
+  for (const a of input.ackMismatches ?? [])
+    add({ kind: 'ack-mismatch', userId: a.userId, clientMessageId: a.clientMessageId, detail: a.detail });
 
   // ---- storage ----
   const byUser: SentMessage[][] = input.users.map(() => []);
@@ -198,15 +206,30 @@ export function verify(input: VerifyInput, maxProblems = 10_000): Verification {
       for (const s of messages) {
         if (s.seq > expected) {
           const range = s.seq - 1 === expected ? `${expected}` : `${expected}..${s.seq - 1}`;
-          add({ kind: 'seq-gap', userId: u.userId, seq: expected, detail: `conversation ${conv.conversationId}: seq ${range} missing (gap before ${s.seq})` });
+          add({
+            kind: 'seq-gap',
+            userId: u.userId,
+            seq: expected,
+            detail: `conversation ${conv.conversationId}: seq ${range} missing (gap before ${s.seq})`,
+          });
         } else if (s.seq < expected) {
-          add({ kind: 'seq-gap', userId: u.userId, seq: s.seq, messageId: s.id, detail: `conversation ${conv.conversationId}: seq ${s.seq} stored twice` });
+          add({
+            kind: 'seq-gap',
+            userId: u.userId,
+            seq: s.seq,
+            messageId: s.id,
+            detail: `conversation ${conv.conversationId}: seq ${s.seq} stored twice`,
+          });
         }
         expected = Math.max(expected, s.seq + 1);
       }
       const maxSeq = messages.length ? messages[messages.length - 1]!.seq : 0;
       if (conv.lastSeq !== maxSeq) {
-        add({ kind: 'last-seq-mismatch', userId: u.userId, detail: `conversation ${conv.conversationId}: lastSeq ${conv.lastSeq}, highest stored seq ${maxSeq}` });
+        add({
+          kind: 'last-seq-mismatch',
+          userId: u.userId,
+          detail: `conversation ${conv.conversationId}: lastSeq ${conv.lastSeq}, highest stored seq ${maxSeq}`,
+        });
       }
       const byClientId = new Map<string, StoredMessage[]>();
       for (const s of messages) {
@@ -230,21 +253,34 @@ export function verify(input: VerifyInput, maxProblems = 10_000): Verification {
         const ref = { userId: u.userId, clientMessageId: m.clientMessageId, messageId: m.messageId, seq: m.seq };
         if (m.outcome === 'acked') {
           if (found.length === 0) add({ kind: 'stored-missing', ...ref, detail: `acked as seq ${m.seq}, not stored` });
-          else if (found.length > 1) add({ kind: 'stored-duplicate', ...ref, detail: `stored ${found.length} times (seqs ${found.map((f) => f.seq).join(', ')})` });
+          else if (found.length > 1)
+            add({ kind: 'stored-duplicate', ...ref, detail: `stored ${found.length} times (seqs ${found.map((f) => f.seq).join(', ')})` });
           else if (found[0]!.id !== m.messageId || found[0]!.seq !== m.seq) {
-            add({ kind: 'stored-mismatch', ...ref, detail: `acked as ${m.messageId} seq ${m.seq}, stored as ${found[0]!.id} seq ${found[0]!.seq}` });
+            add({
+              kind: 'stored-mismatch',
+              ...ref,
+              detail: `acked as ${m.messageId} seq ${m.seq}, stored as ${found[0]!.id} seq ${found[0]!.seq}`,
+            });
           }
         } else if (m.outcome === 'refused') {
-          if (found.length > 0) add({ kind: 'stored-despite-refusal', ...ref, detail: `refused with ${m.errorCode}, yet stored as seq ${found[0]!.seq}` });
+          if (found.length > 0)
+            add({ kind: 'stored-despite-refusal', ...ref, detail: `refused with ${m.errorCode}, yet stored as seq ${found[0]!.seq}` });
         } else {
           if (found.length === 1) checked.unknownStored++;
-          if (found.length > 1) add({ kind: 'stored-duplicate', ...ref, detail: `no answer (${m.errorCode}), stored ${found.length} times` });
+          if (found.length > 1)
+            add({ kind: 'stored-duplicate', ...ref, detail: `no answer (${m.errorCode}), stored ${found.length} times` });
         }
       }
       for (const [clientMessageId, found] of byClientId) {
         if (ours.has(clientMessageId)) continue;
         for (const s of found) {
-          add({ kind: 'stored-unexpected', userId: u.userId, messageId: s.id, seq: s.seq, detail: `stored user message ${JSON.stringify(clientMessageId)} that this run did not send` });
+          add({
+            kind: 'stored-unexpected',
+            userId: u.userId,
+            messageId: s.id,
+            seq: s.seq,
+            detail: `stored user message ${JSON.stringify(clientMessageId)} that this run did not send`,
+          });
         }
       }
     });
@@ -267,7 +303,8 @@ export function verify(input: VerifyInput, maxProblems = 10_000): Verification {
         const stored = storedReplies.get(m.messageId) ?? [];
         if (stored.length === 0) add({ kind: 'reply-stored-missing', ...ref, detail: 'no stored assistant reply' });
         else if (stored.length > 1) add({ kind: 'reply-stored-duplicate', ...ref, detail: `${stored.length} stored replies` });
-        else if (stored[0]!.status !== 'complete') add({ kind: 'reply-not-complete', ...ref, detail: `stored reply ${stored[0]!.id} is ${stored[0]!.status}` });
+        else if (stored[0]!.status !== 'complete')
+          add({ kind: 'reply-not-complete', ...ref, detail: `stored reply ${stored[0]!.id} is ${stored[0]!.status}` });
       }
       if (seen.length === 0) {
         add({ kind: 'reply-missing', ...ref, detail: 'no tab saw an assistant reply' });
@@ -276,21 +313,30 @@ export function verify(input: VerifyInput, maxProblems = 10_000): Verification {
       if (seen.length > 1) add({ kind: 'reply-duplicate', ...ref, detail: `${seen.length} replies: ${seen.map((r) => r.id).join(', ')}` });
       const r = seen[0]!;
       checked.replies++;
-      if (r.finalStatus !== null && r.finalStatus !== 'complete') add({ kind: 'reply-not-complete', ...ref, detail: `reply ${r.id} ended ${r.finalStatus}` });
+      if (r.finalStatus !== null && r.finalStatus !== 'complete')
+        add({ kind: 'reply-not-complete', ...ref, detail: `reply ${r.id} ended ${r.finalStatus}` });
       for (let t = 0; t < T; t++) {
         const note = tabNote(m.user, t);
         const created = r.created[t] ?? 0;
         const ended = r.ended[t] ?? 0;
         if (created === 0) add({ kind: 'reply-receipt-missing', ...ref, tab: t, detail: `tab ${t} never received reply ${r.id}${note}` });
-        if (created > 1) add({ kind: 'reply-receipt-duplicate', ...ref, tab: t, detail: `tab ${t} received reply ${r.id} ${created} times` });
+        if (created > 1)
+          add({ kind: 'reply-receipt-duplicate', ...ref, tab: t, detail: `tab ${t} received reply ${r.id} ${created} times` });
         if (ended === 0) add({ kind: 'reply-end-missing', ...ref, tab: t, detail: `tab ${t} never saw reply ${r.id} end${note}` });
         if (ended > 1) add({ kind: 'reply-end-duplicate', ...ref, tab: t, detail: `tab ${t} saw reply ${r.id} end ${ended} times` });
         if (r.finalDeltaIndex !== null && (r.deltasSeen[t] ?? 0) < r.finalDeltaIndex && ended > 0) {
-          add({ kind: 'reply-delta-lost', ...ref, tab: t, detail: `tab ${t} applied ${r.deltasSeen[t] ?? 0} of ${r.finalDeltaIndex} deltas of reply ${r.id}${note}` });
+          add({
+            kind: 'reply-delta-lost',
+            ...ref,
+            tab: t,
+            detail: `tab ${t} applied ${r.deltasSeen[t] ?? 0} of ${r.finalDeltaIndex} deltas of reply ${r.id}${note}`,
+          });
         }
       }
-      if (r.deltaGaps > 0) add({ kind: 'reply-delta-lost', ...ref, detail: `reply ${r.id}: ${r.deltaGaps} delta(s) arrived after a skipped index` });
-      if (r.deltaDuplicates > 0) add({ kind: 'reply-delta-duplicate', ...ref, detail: `reply ${r.id}: ${r.deltaDuplicates} delta(s) repeated an index` });
+      if (r.deltaGaps > 0)
+        add({ kind: 'reply-delta-lost', ...ref, detail: `reply ${r.id}: ${r.deltaGaps} delta(s) arrived after a skipped index` });
+      if (r.deltaDuplicates > 0)
+        add({ kind: 'reply-delta-duplicate', ...ref, detail: `reply ${r.id}: ${r.deltaDuplicates} delta(s) repeated an index` });
     }
   }
 

@@ -20,7 +20,8 @@ export async function createConversation(ctx: StoreContext, userId: string, titl
 
 /** The gateway's own path: services.messages.append (what message:send and POST .../messages call). */
 export function serviceSend(ctx: StoreContext): SendFn {
-  return (s, clientMessageId) => ctx.gateway.services.messages.append(s.userId, { conversationId: s.conversationId, content: CONTENT, clientMessageId });
+  return (s, clientMessageId) =>
+    ctx.gateway.services.messages.append(s.userId, { conversationId: s.conversationId, content: CONTENT, clientMessageId });
 }
 
 /** The same path without a clientMessageId (REST without Idempotency-Key): no duplicate pre-check query. */
@@ -120,8 +121,12 @@ export async function appendPhase(
     gc: gcSummary,
   };
   if (opts.checkConversation) phase.integrity = await checkSeqs(ctx.sql, opts.checkConversation);
-  say(`  ${name.padEnd(38)} ${rate(phase.messagesPerSecond).padStart(6)} msg/s   ${fmtSummary(phase.latency)}${errors ? `   ERRORS ${errors}` : ''}`);
-  say(`  ${''.padEnd(38)} this process: ${phase.nodeCpu.percentOfOneCore}% of a core, ${phase.nodeCpu.msPerMessage} ms CPU per message; ${fmtGc(phase.gc)}`);
+  say(
+    `  ${name.padEnd(38)} ${rate(phase.messagesPerSecond).padStart(6)} msg/s   ${fmtSummary(phase.latency)}${errors ? `   ERRORS ${errors}` : ''}`,
+  );
+  say(
+    `  ${''.padEnd(38)} this process: ${phase.nodeCpu.percentOfOneCore}% of a core, ${phase.nodeCpu.msPerMessage} ms CPU per message; ${fmtGc(phase.gc)}`,
+  );
   if (phase.integrity) say(`  ${''.padEnd(38)} seq check: ${phase.integrity.ok ? 'ok' : 'BROKEN'} (${phase.integrity.detail})`);
   return phase;
 }

@@ -31,7 +31,9 @@ export async function fillHistoryConversation(ctx: StoreContext): Promise<{ user
   await sql.query('vacuum (analyze) messages');
   await sql.query('analyze conversations');
   const fillSeconds = round((performance.now() - t0) / 1000, 2);
-  say(`history conversation: filled ${total.toLocaleString('en')} messages with one insert ... select generate_series in ${fillSeconds} s (incl. vacuum analyze)`);
+  say(
+    `history conversation: filled ${total.toLocaleString('en')} messages with one insert ... select generate_series in ${fillSeconds} s (incl. vacuum analyze)`,
+  );
   return { userId, conversationId, fillSeconds };
 }
 
@@ -56,7 +58,9 @@ export async function historyBench(
     const seqs = page.messages.map((m) => m.seq);
     const expected = Array.from({ length: limit }, (_, i) => s.first + i);
     if (seqs.join() !== expected.join() || !page.hasMore) {
-      throw new Error(`history ${s.name} answered seq ${seqs[0]}..${seqs.at(-1)} (${seqs.length}), hasMore ${page.hasMore}; expected ${expected[0]}..${expected.at(-1)}, hasMore true`);
+      throw new Error(
+        `history ${s.name} answered seq ${seqs[0]}..${seqs.at(-1)} (${seqs.length}), hasMore ${page.hasMore}; expected ${expected[0]}..${expected.at(-1)}, hasMore true`,
+      );
     }
   }
 
@@ -67,17 +71,36 @@ export async function historyBench(
     [conversationId, userId, middle, limit + 1],
   );
   const plan = planRows.map((r) => r['QUERY PLAN']);
-  say(`  plan (before): ${plan.filter((l) => /Scan|Limit|Execution/.test(l)).map((l) => l.trim()).join(' | ')}`);
+  say(
+    `  plan (before): ${plan
+      .filter((l) => /Scan|Limit|Execution/.test(l))
+      .map((l) => l.trim())
+      .join(' | ')}`,
+  );
 
   // The same two queries the service runs, over one bare pg connection with bound parameters: the floor.
   const raw = async (q: HistoryQuery) => {
     await sql.query('select * from conversations where id = $1 and user_id = $2 limit 1', [conversationId, userId]);
     if (q.after !== undefined) {
-      await sql.query('select * from messages where conversation_id = $1 and user_id = $2 and seq > $3 order by seq asc limit $4', [conversationId, userId, q.after, q.limit + 1]);
+      await sql.query('select * from messages where conversation_id = $1 and user_id = $2 and seq > $3 order by seq asc limit $4', [
+        conversationId,
+        userId,
+        q.after,
+        q.limit + 1,
+      ]);
     } else if (q.before !== undefined) {
-      await sql.query('select * from messages where conversation_id = $1 and user_id = $2 and seq < $3 order by seq desc limit $4', [conversationId, userId, q.before, q.limit + 1]);
+      await sql.query('select * from messages where conversation_id = $1 and user_id = $2 and seq < $3 order by seq desc limit $4', [
+        conversationId,
+        userId,
+        q.before,
+        q.limit + 1,
+      ]);
     } else {
-      await sql.query('select * from messages where conversation_id = $1 and user_id = $2 order by seq desc limit $3', [conversationId, userId, q.limit + 1]);
+      await sql.query('select * from messages where conversation_id = $1 and user_id = $2 order by seq desc limit $3', [
+        conversationId,
+        userId,
+        q.limit + 1,
+      ]);
     }
   };
 
@@ -108,7 +131,12 @@ export async function historyBench(
   say(`  during the ${historyCalls * shapes.length * 2} measured calls: ${fmtGc(gc)}`);
   const measured: HistoryShape[] = [];
   for (let k = 0; k < shapes.length; k++) {
-    const shape: HistoryShape = { name: shapes[k]!.name, query: shapes[k]!.query, service: service[k]!.summary(), rawPg: rawPg[k]!.summary() };
+    const shape: HistoryShape = {
+      name: shapes[k]!.name,
+      query: shapes[k]!.query,
+      service: service[k]!.summary(),
+      rawPg: rawPg[k]!.summary(),
+    };
     measured.push(shape);
     say(`  ${(`service ${shape.name}`).padEnd(34)} ${fmtSummary(shape.service)}`);
     say(`  ${('  raw pg, same 2 queries').padEnd(34)} ${fmtSummary(shape.rawPg)}`);

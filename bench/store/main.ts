@@ -18,7 +18,9 @@ export async function runStoreBench(settings: StoreSettings, cleanup: Cleanup): 
   const ids = newRunIds();
   const report = newStoreReport(settings, ids.startedAt);
   const { senders: n } = settings;
-  say(`bench:store  run ${ids.runId}  ${ids.startedAt.toISOString()}  node ${process.version}  ${cpus().length} cpus  load ${report.loadAverage.start.join(' ')}`);
+  say(
+    `bench:store  run ${ids.runId}  ${ids.startedAt.toISOString()}  node ${process.version}  ${cpus().length} cpus  load ${report.loadAverage.start.join(' ')}`,
+  );
   const ctx = await setUp(settings, ids, report, cleanup);
 
   // Scratch conversations.
@@ -44,7 +46,9 @@ export async function runStoreBench(settings: StoreSettings, cleanup: Cleanup): 
   say();
   say('(a)+(c) appends: service vs pgbench, alternated A B B A');
   const send = serviceSend(ctx);
-  report.append.push(await appendPhase(ctx, 'service, 1 sender', [one], send, { warmupPerSender: 50, checkConversation: one.conversationId }));
+  report.append.push(
+    await appendPhase(ctx, 'service, 1 sender', [one], send, { warmupPerSender: 50, checkConversation: one.conversationId }),
+  );
   const a1 = await appendPhase(ctx, `service, ${n} senders, own conv [A1]`, own, send, { checkConversation: own[0]!.conversationId });
   report.append.push(a1);
   const b1 = await runPgbench(ctx, `pgbench, ${n} clients [B1]`, pgb.script, n);
@@ -60,16 +64,24 @@ export async function runStoreBench(settings: StoreSettings, cleanup: Cleanup): 
   say('  diagnostics (where the time goes; not part of the targets)');
   const rawPool = new pg.Pool({ connectionString: ctx.databaseUrl, max: report.settings.dbPoolMax });
   try {
-    report.append.push(await appendPhase(ctx, `raw pg from Node, ${n} senders, own`, own, rawPgSend(rawPool), { checkConversation: own[1]!.conversationId }));
+    report.append.push(
+      await appendPhase(ctx, `raw pg from Node, ${n} senders, own`, own, rawPgSend(rawPool), { checkConversation: own[1]!.conversationId }),
+    );
   } finally {
     await rawPool.end();
   }
-  report.append.push(await appendPhase(ctx, `service no clientMessageId, ${n}, own`, own, serviceSendNoId(ctx), { checkConversation: own[2]!.conversationId }));
+  report.append.push(
+    await appendPhase(ctx, `service no clientMessageId, ${n}, own`, own, serviceSendNoId(ctx), {
+      checkConversation: own[2]!.conversationId,
+    }),
+  );
   const pgbenchCheck = await checkSeqs(ctx.sql, pgb.conversationIds[0]!);
   if (!pgbenchCheck.ok) report.errors.push(`pgbench conversation seq check: ${pgbenchCheck.detail}`);
 
   say();
-  say(`(b) history: one conversation of ${settings.historyMessages.toLocaleString('en')} messages, limit ${settings.historyLimit}, ${settings.historyCalls} calls per shape, one at a time`);
+  say(
+    `(b) history: one conversation of ${settings.historyMessages.toLocaleString('en')} messages, limit ${settings.historyLimit}, ${settings.historyCalls} calls per shape, one at a time`,
+  );
   const t0 = performance.now();
   await ctx.sql.query('vacuum (analyze) messages'); // settle after the append phases, so autovacuum stays out of the measurement
   say(`  vacuum analyze after the append phases: ${((performance.now() - t0) / 1000).toFixed(2)} s`);

@@ -43,8 +43,21 @@ export async function runPgbench(ctx: StoreContext, name: string, scriptFile: st
   const { seconds } = ctx.settings;
   const u = new URL(ctx.databaseUrl);
   const args = [
-    '-n', '-c', String(clients), '-j', String(Math.min(2, clients)), '-T', String(seconds), '-f', scriptFile,
-    '-h', u.hostname || '127.0.0.1', '-p', u.port || '5432', '-U', decodeURIComponent(u.username || 'postgres'),
+    '-n',
+    '-c',
+    String(clients),
+    '-j',
+    String(Math.min(2, clients)),
+    '-T',
+    String(seconds),
+    '-f',
+    scriptFile,
+    '-h',
+    u.hostname || '127.0.0.1',
+    '-p',
+    u.port || '5432',
+    '-U',
+    decodeURIComponent(u.username || 'postgres'),
     decodeURIComponent(u.pathname.slice(1)),
   ];
   const env = { ...process.env, ...(u.password ? { PGPASSWORD: decodeURIComponent(u.password) } : {}) };
@@ -71,7 +84,9 @@ export async function runPgbench(ctx: StoreContext, name: string, scriptFile: st
     failed: num(/number of failed transactions: (\d+)/) ?? 0,
     latencyAvgMs: num(/latency average = ([\d.]+) ms/),
   };
-  say(`  ${name.padEnd(38)} ${rate(run.tps).padStart(6)} tps     avg latency ${run.latencyAvgMs ?? '?'} ms (${run.transactions} transactions, ${run.failed} failed)`);
+  say(
+    `  ${name.padEnd(38)} ${rate(run.tps).padStart(6)} tps     avg latency ${run.latencyAvgMs ?? '?'} ms (${run.transactions} transactions, ${run.failed} failed)`,
+  );
   if (run.failed) ctx.report.errors.push(`${name}: ${run.failed} failed pgbench transactions`);
   return run;
 }

@@ -132,7 +132,9 @@ export function judgeTargets(
   say();
   say('targets');
   for (const t of report.targets) say(`  ${verdict(t.pass)}  ${t.name.padEnd(44)} ${t.target.padEnd(9)} measured ${t.value}`);
-  say(`  info  ONE conversation, ${senders} senders / pgbench      ${(sharedPhase.messagesPerSecond / pgbenchTps).toFixed(2)} (${rate(sharedPhase.messagesPerSecond)} msg/s)`);
+  say(
+    `  info  ONE conversation, ${senders} senders / pgbench      ${(sharedPhase.messagesPerSecond / pgbenchTps).toFixed(2)} (${rate(sharedPhase.messagesPerSecond)} msg/s)`,
+  );
 }
 
 /** Writes reports/bench-store-<stamp>.json and returns its path. */

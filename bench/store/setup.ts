@@ -72,10 +72,13 @@ async function dropDatabase(adminUrl: string, dbName: string, keep: boolean): Pr
 /** Everything the phases need, announced as it comes up; the teardown of each piece is in `cleanup`. */
 export async function setUp(settings: StoreSettings, ids: RunIds, report: StoreReport, cleanup: Cleanup): Promise<StoreContext> {
   const database = await openDatabase(settings, ids, cleanup);
-  report.database = describeUrl(database.url) + (database.fresh ? ' (fresh, dropped at the end)' : ' (DATABASE_URL, scratch rows removed at the end)');
+  report.database =
+    describeUrl(database.url) + (database.fresh ? ' (fresh, dropped at the end)' : ' (DATABASE_URL, scratch rows removed at the end)');
   say(`database: ${report.database}`);
   report.git = await gitState();
-  say(`code: ${report.git.commit || '?'}${report.git.srcDirty ? ` + uncommitted: ${report.git.changes.map((l) => l.slice(3)).join(', ')}` : ''}`);
+  say(
+    `code: ${report.git.commit || '?'}${report.git.srcDirty ? ` + uncommitted: ${report.git.changes.map((l) => l.slice(3)).join(', ')}` : ''}`,
+  );
 
   const sql = new pg.Client({ connectionString: database.url });
   await sql.connect();
@@ -107,7 +110,9 @@ export async function setUp(settings: StoreSettings, ids: RunIds, report: StoreR
   const [pgv] = await query<{ v: string }>(sql, `select current_setting('server_version') as v`);
   report.postgres = pgv!.v;
   say(`gateway: createGateway(loadConfig(...)), migrations applied, DB pool max ${config.dbPoolMax}; PostgreSQL ${report.postgres}`);
-  say(`each append phase: ${settings.seconds} s (cap ${settings.maxMessages} messages) after a ${settings.warmupMs} ms warm-up; every append carries a clientMessageId, as on the socket`);
+  say(
+    `each append phase: ${settings.seconds} s (cap ${settings.maxMessages} messages) after a ${settings.warmupMs} ms warm-up; every append carries a clientMessageId, as on the socket`,
+  );
   return { settings, ids, databaseUrl: database.url, gateway, sql, tmp, report, cleanup };
 }
 

@@ -56,7 +56,18 @@ export function createAssistant(deps: AssistantDeps) {
     }
     const startedAt = performance.now();
     // Registered before anything else is awaited, so a stop arriving meanwhile reaches it here.
-    const reply = new Reply({ userId, message: stored, provider, store: deps.store, find: deps.messages.find, publish: deps.publish, log: deps.log, timing, startedAt, metrics: deps.metrics });
+    const reply = new Reply({
+      userId,
+      message: stored,
+      provider,
+      store: deps.store,
+      find: deps.messages.find,
+      publish: deps.publish,
+      log: deps.log,
+      timing,
+      startedAt,
+      metrics: deps.metrics,
+    });
     running.set(stored.id, reply);
     reply.done.finally(() => running.delete(stored.id));
     const turns = await context(userId, stored).catch((err: Error) => {

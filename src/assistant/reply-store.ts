@@ -11,10 +11,12 @@ import type { MessageDto } from '../shared/events.ts';
 export function createReplyStore(orm: Orm) {
   /** Saves the partial text; false when the reply was ended elsewhere. Also serves as the reply's heartbeat. */
   async function saveProgress(messageId: string, content: string, metadata: Record<string, unknown>): Promise<boolean> {
-    const rows = await orm.em.fork().execute<{ id: string }[]>(
-      `update messages set content = ?, metadata = ?::jsonb, updated_at = now() where id = ? and status = 'streaming' returning id`,
-      [content, JSON.stringify(metadata), messageId],
-    );
+    const rows = await orm.em
+      .fork()
+      .execute<{ id: string }[]>(
+        `update messages set content = ?, metadata = ?::jsonb, updated_at = now() where id = ? and status = 'streaming' returning id`,
+        [content, JSON.stringify(metadata), messageId],
+      );
     return rows.length > 0;
   }
 

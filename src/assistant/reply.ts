@@ -138,7 +138,10 @@ export class Reply {
       if (unchanged && Date.now() - this.saved.at < this.d.timing.heartbeatMs) return;
       const snapshot = { text: this.text, deltas: this.deltas };
       try {
-        const stillStreaming = await this.d.store.saveProgress(this.d.message.id, snapshot.text, { ...this.metadata, deltaIndex: snapshot.deltas });
+        const stillStreaming = await this.d.store.saveProgress(this.d.message.id, snapshot.text, {
+          ...this.metadata,
+          deltaIndex: snapshot.deltas,
+        });
         this.saved = { deltas: snapshot.deltas, at: Date.now() };
         if (!stillStreaming && !this.endReason) {
           // Stopped through the database by another node, or swept as interrupted: stop producing.

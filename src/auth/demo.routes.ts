@@ -6,7 +6,12 @@ import { signToken } from './jwt.ts';
 
 const DEMO_TOKEN_TTL_S = 8 * 3600;
 const TokenRequest = z.object({
-  name: z.string().trim().min(1).max(64).regex(/^[\p{L}\p{N} ._-]+$/u, 'letters, digits, space, dot, dash and underscore only'),
+  name: z
+    .string()
+    .trim()
+    .min(1)
+    .max(64)
+    .regex(/^[\p{L}\p{N} ._-]+$/u, 'letters, digits, space, dot, dash and underscore only'),
 });
 
 /**

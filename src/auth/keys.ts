@@ -71,7 +71,11 @@ export function authConfig(e: KeySettings, makeDemoSecret?: () => string): AuthC
     if (unfit.length || algorithms.length === 0) {
       const curve = keyObject.asymmetricKeyDetails?.namedCurve;
       const what = `the ${keyObject.asymmetricKeyType}${curve ? ` ${curve}` : ''} key in JWT_PUBLIC_KEY`;
-      throw new ConfigError(unfit.length ? `JWT_ALGORITHMS ${unfit.join(',')} cannot verify with ${what}` : `neither RS256 nor ES256 fits ${what}; set JWT_ALGORITHMS`);
+      throw new ConfigError(
+        unfit.length
+          ? `JWT_ALGORITHMS ${unfit.join(',')} cannot verify with ${what}`
+          : `neither RS256 nor ES256 fits ${what}; set JWT_ALGORITHMS`,
+      );
     }
     return { ...common, key, keyObject, algorithms, demo: false };
   }

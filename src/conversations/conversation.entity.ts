@@ -6,7 +6,10 @@ export const ConversationSchema = defineEntity({
   name: 'Conversation',
   tableName: 'conversations',
   properties: {
-    id: p.uuid().primary().onCreate(() => uuidv7()),
+    id: p
+      .uuid()
+      .primary()
+      .onCreate(() => uuidv7()),
     user: () => p.manyToOne(UserSchema).mapToPk().deleteRule('cascade').fieldName('user_id'),
     title: p.string().length(200).nullable(),
     // Highest seq handed out in this conversation; bumped in the same transaction as each message insert.
@@ -16,7 +19,10 @@ export const ConversationSchema = defineEntity({
   },
   indexes: [
     // Serves the conversation list: newest first per user, id as tie-breaker for stable cursors.
-    { name: 'conversations_user_id_updated_at_index', expression: 'create index "conversations_user_id_updated_at_index" on "conversations" ("user_id", "updated_at" desc, "id" desc)' },
+    {
+      name: 'conversations_user_id_updated_at_index',
+      expression: 'create index "conversations_user_id_updated_at_index" on "conversations" ("user_id", "updated_at" desc, "id" desc)',
+    },
   ],
 });
 

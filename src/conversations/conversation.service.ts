@@ -50,7 +50,10 @@ export function createConversationService({ orm, log }: ServiceDeps) {
     return { conversations: page.map(toConversationDto), nextCursor };
   }
 
-  async function rename(userId: string, input: { conversationId: string; title: string | null }): Promise<Outcome<{ conversation: ConversationDto }>> {
+  async function rename(
+    userId: string,
+    input: { conversationId: string; title: string | null },
+  ): Promise<Outcome<{ conversation: ConversationDto }>> {
     const em = orm.em.fork();
     const conversation = await em.findOne(ConversationSchema, { id: input.conversationId, user: userId });
     if (!conversation) throw refusedAccess(log, userId, 'conversation.rename', input.conversationId);
@@ -79,7 +82,7 @@ export type ConversationService = ReturnType<typeof createConversationService>;
 
 /** Logs a refused or missing access (it may be a probe of another user's ids) and returns the NOT_FOUND to throw. */
 export function refusedAccess(log: Logger, userId: string, op: string, conversationId: string): GatewayError {
-  log.warn({ userId, op, conversationId }, 'access to a conversation that is missing or not the user\'s');
+  log.warn({ userId, op, conversationId }, "access to a conversation that is missing or not the user's");
   audit(log, { userId, op, outcome: 'not_found', conversationId });
   return notFound('conversation');
 }

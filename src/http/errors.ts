@@ -32,7 +32,8 @@ function bodyParserError(err: unknown): GatewayError | undefined {
   const e = err as { type?: string; status?: number };
   if (e?.type === 'entity.too.large') return new GatewayError(ErrorCode.PAYLOAD_TOO_LARGE, 'request body too large');
   if (e?.type === 'entity.parse.failed') return new GatewayError(ErrorCode.VALIDATION, 'request body is not valid JSON');
-  if (e?.type && e.status && e.status >= 400 && e.status < 500) return new GatewayError(ErrorCode.VALIDATION, 'request body could not be read');
+  if (e?.type && e.status && e.status >= 400 && e.status < 500)
+    return new GatewayError(ErrorCode.VALIDATION, 'request body could not be read');
   return undefined;
 }
 

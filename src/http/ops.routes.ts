@@ -7,7 +7,13 @@ import { timingSafeEqual } from 'node:crypto';
 export type ReadinessCheck = () => Promise<void>;
 
 /** Liveness, readiness (every dependency answers) and Prometheus metrics. */
-export function opsRoutes(opts: { checks: Record<string, ReadinessCheck>; metrics: Metrics; metricsToken?: string; log: Logger; isClosing: () => boolean }): Router {
+export function opsRoutes(opts: {
+  checks: Record<string, ReadinessCheck>;
+  metrics: Metrics;
+  metricsToken?: string;
+  log: Logger;
+  isClosing: () => boolean;
+}): Router {
   const router = Router();
   router.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });

@@ -30,7 +30,9 @@ export function createSendLimiter(options: { points: number; durationS: number; 
         await limiter.consume(userId);
       } catch (err) {
         if (err instanceof RateLimiterRes) {
-          throw new GatewayError(ErrorCode.RATE_LIMITED, 'too many messages; slow down', { retryAfterMs: Math.max(1, Math.ceil(err.msBeforeNext)) });
+          throw new GatewayError(ErrorCode.RATE_LIMITED, 'too many messages; slow down', {
+            retryAfterMs: Math.max(1, Math.ceil(err.msBeforeNext)),
+          });
         }
         throw err;
       }

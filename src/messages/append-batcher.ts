@@ -163,7 +163,10 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
     let lookUpKeys = false;
     for (let attempt = 1; ; attempt++) {
       try {
-        const results = await attemptBatch(batch.map((p) => p.request), lookUpKeys);
+        const results = await attemptBatch(
+          batch.map((p) => p.request),
+          lookUpKeys,
+        );
         batch.forEach((p, i) => {
           p.resolve(results[i]!);
         });

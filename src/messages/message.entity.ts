@@ -11,7 +11,10 @@ export const MessageSchema = defineEntity({
   name: 'Message',
   tableName: 'messages',
   properties: {
-    id: p.uuid().primary().onCreate(() => uuidv7()),
+    id: p
+      .uuid()
+      .primary()
+      .onCreate(() => uuidv7()),
     conversation: () => p.manyToOne(ConversationSchema).mapToPk().deleteRule('cascade').fieldName('conversation_id'),
     // Denormalised owner: every read filters on it, so isolation never depends on a join.
     userId: p.string().length(255),
@@ -35,7 +38,8 @@ export const MessageSchema = defineEntity({
     { name: 'messages_conversation_id_seq_unique', properties: ['conversation', 'seq'] },
     {
       name: 'messages_user_id_client_message_id_unique',
-      expression: 'create unique index "messages_user_id_client_message_id_unique" on "messages" ("user_id", "client_message_id") where "client_message_id" is not null',
+      expression:
+        'create unique index "messages_user_id_client_message_id_unique" on "messages" ("user_id", "client_message_id") where "client_message_id" is not null',
     },
   ],
 });

@@ -40,7 +40,12 @@ export interface HistoryQuery {
 const TITLE_FROM_CONTENT_CHARS = 80;
 export const DEFAULT_BATCHING: BatcherOptions = { concurrency: 1, maxBatch: 256, maxQueued: 5000 };
 
-export function createMessageService({ orm, log, metrics, batching = DEFAULT_BATCHING }: ServiceDeps & { metrics: Metrics; batching?: BatcherOptions }) {
+export function createMessageService({
+  orm,
+  log,
+  metrics,
+  batching = DEFAULT_BATCHING,
+}: ServiceDeps & { metrics: Metrics; batching?: BatcherOptions }) {
   const batcher = createAppendBatcher(orm, batching);
 
   /**

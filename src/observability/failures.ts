@@ -14,7 +14,12 @@ function dbErrorKind(err: unknown): string | undefined {
  * The one place a failure of either door (socket ack, REST response) becomes a wire error: database failures
  * are counted, and what is not the client's doing (INTERNAL, UNAVAILABLE) is logged with its context.
  */
-export function reportFailure(err: unknown, d: { log: Logger; metrics: Metrics }, context: Record<string, unknown>, message: string): GatewayError {
+export function reportFailure(
+  err: unknown,
+  d: { log: Logger; metrics: Metrics },
+  context: Record<string, unknown>,
+  message: string,
+): GatewayError {
   const error = toGatewayError(err);
   const kind = dbErrorKind(err);
   if (kind) d.metrics.dbErrors.inc({ kind });

@@ -67,7 +67,9 @@ export function createDispatcher(deps: HandlerDeps): (this: ChatSocket, event: s
     },
     'message:send': async (socket, p) => {
       if (deps.isClosing()) {
-        throw new GatewayError(ErrorCode.UNAVAILABLE, 'this node is shutting down; retry and you will reach another', { retryAfterMs: 500 });
+        throw new GatewayError(ErrorCode.UNAVAILABLE, 'this node is shutting down; retry and you will reach another', {
+          retryAfterMs: 500,
+        });
       }
       const sent = await deps.sendMessage(socket.data.userId, p);
       const { message, conversation } = sent.data;

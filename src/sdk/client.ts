@@ -27,9 +27,10 @@ export class ChatClient {
     this.events = new Emitter<ChatClientEvents>((err, event) => {
       // A listener that throws is reported to 'error' listeners; one that throws there is rethrown outside.
       if (event !== 'error' && this.events.has('error')) this.events.emit('error', err instanceof Error ? err : new Error(String(err)));
-      else queueMicrotask(() => {
-        throw err;
-      });
+      else
+        queueMicrotask(() => {
+          throw err;
+        });
     });
     this.connection = new Connection(options, this.events, (reconnected) => reconnected && this.sync.catchUp());
     this.sync = new Sync(this.connection, this.events);
@@ -156,7 +157,11 @@ export class ChatClient {
    * const { message, conversation } = await chat.send({ content: 'What is on my list?' });
    * await chat.send({ conversationId: conversation.id, content: 'And tomorrow?' });
    */
-  async send(input: { conversationId?: string | null; content: string; clientMessageId?: string }): Promise<CommandResults['message:send']> {
+  async send(input: {
+    conversationId?: string | null;
+    content: string;
+    clientMessageId?: string;
+  }): Promise<CommandResults['message:send']> {
     const clientMessageId = input.clientMessageId ?? randomId();
     const payload: CommandPayloads['message:send'] = { content: input.content, clientMessageId };
     if (input.conversationId) payload.conversationId = input.conversationId;

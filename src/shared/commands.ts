@@ -1,6 +1,18 @@
 import { z } from 'zod';
 import type { CommandName, CommandPayloads } from './events.ts';
-import { clientMessageId, contentSchema, conversationId, cursor, LIMITS, messageId, pageLimit, queryPageLimit, renameTitle, seq, title } from './validation.ts';
+import {
+  clientMessageId,
+  contentSchema,
+  conversationId,
+  cursor,
+  LIMITS,
+  messageId,
+  pageLimit,
+  queryPageLimit,
+  renameTitle,
+  seq,
+  title,
+} from './validation.ts';
 
 const seqNumber = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 

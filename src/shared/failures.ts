@@ -3,7 +3,8 @@ import { ConnectionException, LockWaitTimeoutException } from '@mikro-orm/core';
 import { ErrorCode, GatewayError } from './errors.ts';
 
 // Node socket errors and pg's own messages when the server is gone or the pool cannot connect in time.
-const UNREACHABLE = /not currently accepting connections|too many (clients|connections)|remaining connection slots|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|timeout exceeded when trying to connect|Connection terminated|the database system is (starting up|shutting down)|terminating connection|Client has encountered a connection error/i;
+const UNREACHABLE =
+  /not currently accepting connections|too many (clients|connections)|remaining connection slots|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|timeout exceeded when trying to connect|Connection terminated|the database system is (starting up|shutting down)|terminating connection|Client has encountered a connection error/i;
 
 /** True when an error means "the database cannot be reached right now" rather than a bug. */
 export function isDatabaseUnavailable(err: unknown): boolean {

@@ -48,7 +48,8 @@ export const cursor = z.string().min(1).max(LIMITS.cursorChars);
 /** A page size from 1 to `max`. */
 export const pageLimit = (page: { max: number; default: number }) => z.number().int().min(1).max(page.max).default(page.default);
 /** The same in a query string, which arrives as text. */
-export const queryPageLimit = (page: { max: number; default: number }) => z.coerce.number().int().min(1).max(page.max).default(page.default);
+export const queryPageLimit = (page: { max: number; default: number }) =>
+  z.coerce.number().int().min(1).max(page.max).default(page.default);
 
 /** Message content: 1..maxChars characters (code points, as users count them) and not only white space. */
 export function contentSchema(maxChars: number) {

@@ -6,7 +6,10 @@ export const UserSchema = defineEntity({
   tableName: 'users',
   properties: {
     id: p.string().length(255).primary(),
-    createdAt: p.datetime().defaultRaw('now()').onCreate(() => new Date()),
+    createdAt: p
+      .datetime()
+      .defaultRaw('now()')
+      .onCreate(() => new Date()),
   },
 });
 

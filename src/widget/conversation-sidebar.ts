@@ -131,7 +131,8 @@ export class ConversationSidebar {
     // Moving a node drops its focus, and so does rebuilding a row: give it back.
     if (focused && shadow.activeElement !== focused) {
       if (focused.isConnected) focused.focus();
-      else if (focusedIn && focusedAction) this.rows.get(focusedIn)?.querySelector<HTMLElement>(`[data-action="${focusedAction}"]`)?.focus();
+      else if (focusedIn && focusedAction)
+        this.rows.get(focusedIn)?.querySelector<HTMLElement>(`[data-action="${focusedAction}"]`)?.focus();
     }
     this.ui.emptyConvs.hidden = conversations.length > 0 || !this.listed;
     this.ui.moreConvs.hidden = !this.nextCursor;

@@ -23,7 +23,10 @@ export interface ChatErrorDetail {
   message: string;
 }
 
-type FeedbackRefs = Pick<WidgetRefs, 'status' | 'banner' | 'bannerText' | 'bannerAction' | 'notice' | 'noticeText' | 'noticeClose' | 'live'>;
+type FeedbackRefs = Pick<
+  WidgetRefs,
+  'status' | 'banner' | 'bannerText' | 'bannerAction' | 'notice' | 'noticeText' | 'noticeClose' | 'live'
+>;
 
 export class Feedback {
   private readonly ui: FeedbackRefs;

@@ -13,7 +13,8 @@ import { startGateway, TEST_SECRET, type StartedGateway } from '../helpers/gatew
 const demoSecret = () => randomBytes(48).toString('base64url');
 
 function keyPair(type: 'rsa' | 'ec', namedCurve?: string) {
-  const { publicKey, privateKey } = type === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ec', { namedCurve: namedCurve! });
+  const { publicKey, privateKey } =
+    type === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ec', { namedCurve: namedCurve! });
   return { pem: publicKey.export({ type: 'spki', format: 'pem' }).toString(), privateKey };
 }
 const RSA = keyPair('rsa');
@@ -46,7 +47,9 @@ describe('loadConfig refuses unsafe auth settings', () => {
   });
 
   it('refuses a public key of the wrong kind or curve for an algorithm named', () => {
-    expect(() => loadConfig({ JWT_PUBLIC_KEY: EC_P256.pem, JWT_ALGORITHMS: 'RS256' })).toThrow(/RS256 cannot verify with the ec prime256v1 key/);
+    expect(() => loadConfig({ JWT_PUBLIC_KEY: EC_P256.pem, JWT_ALGORITHMS: 'RS256' })).toThrow(
+      /RS256 cannot verify with the ec prime256v1 key/,
+    );
     expect(() => loadConfig({ JWT_PUBLIC_KEY: EC_P256.pem, JWT_ALGORITHMS: 'ES256,ES384' })).toThrow(/ES384 cannot verify/);
     expect(() => loadConfig({ JWT_PUBLIC_KEY: RSA.pem, JWT_ALGORITHMS: 'ES256' })).toThrow(/ES256 cannot verify with the rsa key/);
     const ed25519 = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
@@ -69,8 +72,16 @@ describe('loadConfig refuses unsafe auth settings', () => {
   it('verifies tokens with the key it parsed, passed on one line with literal \\n', () => {
     const cases = [
       { env: { JWT_SECRET: TEST_SECRET, JWT_ALGORITHMS: 'HS512' }, key: TEST_SECRET as string | KeyObject, algorithm: 'HS512' as const },
-      { env: { JWT_PUBLIC_KEY: RSA.pem.replace(/\n/g, '\\n'), JWT_ALGORITHMS: 'RS256,PS256' }, key: RSA.privateKey, algorithm: 'PS256' as const },
-      { env: { JWT_PUBLIC_KEY: EC_P384.pem.replace(/\n/g, '\\n'), JWT_ALGORITHMS: 'ES384' }, key: EC_P384.privateKey, algorithm: 'ES384' as const },
+      {
+        env: { JWT_PUBLIC_KEY: RSA.pem.replace(/\n/g, '\\n'), JWT_ALGORITHMS: 'RS256,PS256' },
+        key: RSA.privateKey,
+        algorithm: 'PS256' as const,
+      },
+      {
+        env: { JWT_PUBLIC_KEY: EC_P384.pem.replace(/\n/g, '\\n'), JWT_ALGORITHMS: 'ES384' },
+        key: EC_P384.privateKey,
+        algorithm: 'ES384' as const,
+      },
     ];
     for (const c of cases) {
       const verify = createTokenVerifier(loadConfig(c.env).auth);

@@ -65,9 +65,17 @@ describe('HS256 gateway', () => {
   });
 
   it('refuses a token signed with another key, or with an algorithm not pinned', async () => {
-    await expectRefused(gw.url, `Bearer ${signRaw({ sub: 'x' }, 'another-secret-of-at-least-32-bytes!!', { expiresIn: 600 })}`, 'UNAUTHORIZED');
+    await expectRefused(
+      gw.url,
+      `Bearer ${signRaw({ sub: 'x' }, 'another-secret-of-at-least-32-bytes!!', { expiresIn: 600 })}`,
+      'UNAUTHORIZED',
+    );
     // Right secret, HS512 instead of the configured HS256.
-    await expectRefused(gw.url, `Bearer ${forge({ alg: 'HS512', typ: 'JWT' }, { sub: 'x', exp: now() + 600 }, hmac('sha512', TEST_SECRET))}`, 'UNAUTHORIZED');
+    await expectRefused(
+      gw.url,
+      `Bearer ${forge({ alg: 'HS512', typ: 'JWT' }, { sub: 'x', exp: now() + 600 }, hmac('sha512', TEST_SECRET))}`,
+      'UNAUTHORIZED',
+    );
   });
 
   it('refuses an expired token with TOKEN_EXPIRED', async () => {
@@ -115,8 +123,16 @@ describe('issuer and audience', () => {
 
   it('refuses a wrong or missing issuer or audience', async () => {
     const exp = now() + 600;
-    await expectRefused(strict.url, `Bearer ${signRaw({ sub: 'x', exp, iss: 'https://evil.example', aud: 'chat-gateway' })}`, 'UNAUTHORIZED');
-    await expectRefused(strict.url, `Bearer ${signRaw({ sub: 'x', exp, iss: 'https://auth.example', aud: 'another-service' })}`, 'UNAUTHORIZED');
+    await expectRefused(
+      strict.url,
+      `Bearer ${signRaw({ sub: 'x', exp, iss: 'https://evil.example', aud: 'chat-gateway' })}`,
+      'UNAUTHORIZED',
+    );
+    await expectRefused(
+      strict.url,
+      `Bearer ${signRaw({ sub: 'x', exp, iss: 'https://auth.example', aud: 'another-service' })}`,
+      'UNAUTHORIZED',
+    );
     await expectRefused(strict.url, `Bearer ${signRaw({ sub: 'x', exp, aud: 'chat-gateway' })}`, 'UNAUTHORIZED');
     await expectRefused(strict.url, `Bearer ${signRaw({ sub: 'x', exp, iss: 'https://auth.example' })}`, 'UNAUTHORIZED');
     // The lenient gateway's ordinary tokens carry neither.
@@ -131,7 +147,12 @@ describe('public-key gateway (ES256)', () => {
 
   beforeAll(async () => {
     // One line with literal \n, as PEM keys are often passed in environments.
-    pk = await startGateway({ DATABASE_URL: db.url, JWT_SECRET: undefined, JWT_PUBLIC_KEY: publicPem.replace(/\n/g, '\\n'), JWT_ALGORITHMS: 'ES256' });
+    pk = await startGateway({
+      DATABASE_URL: db.url,
+      JWT_SECRET: undefined,
+      JWT_PUBLIC_KEY: publicPem.replace(/\n/g, '\\n'),
+      JWT_ALGORITHMS: 'ES256',
+    });
   });
   afterAll(async () => {
     await pk?.close();
@@ -146,7 +167,11 @@ describe('public-key gateway (ES256)', () => {
   it('refuses HS256 tokens made with the public key as the secret (key confusion)', async () => {
     const claims = { sub: 'confused', exp: now() + 600 };
     await expectRefused(pk.url, `Bearer ${forge({ alg: 'HS256', typ: 'JWT' }, claims, hmac('sha256', publicPem))}`, 'UNAUTHORIZED');
-    await expectRefused(pk.url, `Bearer ${forge({ alg: 'HS256', typ: 'JWT' }, claims, hmac('sha256', publicPem.replace(/\n/g, '\\n')))}`, 'UNAUTHORIZED');
+    await expectRefused(
+      pk.url,
+      `Bearer ${forge({ alg: 'HS256', typ: 'JWT' }, claims, hmac('sha256', publicPem.replace(/\n/g, '\\n')))}`,
+      'UNAUTHORIZED',
+    );
   });
 
   it('refuses a token signed by another private key, and an expired one with TOKEN_EXPIRED', async () => {

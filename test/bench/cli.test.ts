@@ -34,7 +34,9 @@ describe('bench command lines', () => {
     const databasesBefore = await benchDatabases();
     const reportsBefore = reports();
 
-    const runs = await Promise.all(CLIS.flatMap((cli) => ['--help', '-h'].map(async (flag) => ({ cli, flag, ...(await run(cli.script, [flag])) }))));
+    const runs = await Promise.all(
+      CLIS.flatMap((cli) => ['--help', '-h'].map(async (flag) => ({ cli, flag, ...(await run(cli.script, [flag])) }))),
+    );
 
     for (const { cli, flag, code, stdout, stderr } of runs) {
       const what = `${cli.script} ${flag}`;
@@ -76,7 +78,11 @@ afterEach(async () => {
 });
 
 function startBench(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['bench/run.ts'], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['bench/run.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -114,27 +120,31 @@ describe('npm run bench cleans up after itself', () => {
   it.each([
     ['SIGINT', 130],
     ['SIGTERM', 143],
-  ] as const)('on %s: its nodes are stopped and its database dropped', async (signal, expectedCode) => {
-    const run = startBench(SHORT);
-    started = { bench: run.child, children: [] };
-    await waitFor('the warm-up', () => run.out().includes('warm-up:'));
-    const database = run.out().match(/database: (chat_bench_\d+)/)![1]!;
-    started.database = database;
-    expect(await benchDatabases()).toContain(database);
-    const children = descendants(run.child.pid!);
-    started.children = children;
-    expect(children.filter((c) => c.cmdline.includes('bench/transport-server.ts'))).toHaveLength(2);
+  ] as const)(
+    'on %s: its nodes are stopped and its database dropped',
+    async (signal, expectedCode) => {
+      const run = startBench(SHORT);
+      started = { bench: run.child, children: [] };
+      await waitFor('the warm-up', () => run.out().includes('warm-up:'));
+      const database = run.out().match(/database: (chat_bench_\d+)/)![1]!;
+      started.database = database;
+      expect(await benchDatabases()).toContain(database);
+      const children = descendants(run.child.pid!);
+      started.children = children;
+      expect(children.filter((c) => c.cmdline.includes('bench/transport-server.ts'))).toHaveLength(2);
 
-    const t0 = Date.now();
-    run.child.kill(signal);
-    const code = await exitWithin(run.exited, EXIT_BOUND_MS);
+      const t0 = Date.now();
+      run.child.kill(signal);
+      const code = await exitWithin(run.exited, EXIT_BOUND_MS);
 
-    expect(code, run.err()).toBe(expectedCode);
-    expect(run.out()).toContain(`${signal}: cleaning up`);
-    expect(children.filter((c) => alive(c.pid))).toEqual([]);
-    expect(await benchDatabases()).not.toContain(database);
-    expect(Date.now() - t0).toBeLessThan(EXIT_BOUND_MS);
-  }, 120_000);
+      expect(code, run.err()).toBe(expectedCode);
+      expect(run.out()).toContain(`${signal}: cleaning up`);
+      expect(children.filter((c) => alive(c.pid))).toEqual([]);
+      expect(await benchDatabases()).not.toContain(database);
+      expect(Date.now() - t0).toBeLessThan(EXIT_BOUND_MS);
+    },
+    120_000,
+  );
 
   it('on a failure after creating its database: exits 1 and drops it', async () => {
     // Node refuses an unknown option, so the first nodes die before they listen.

@@ -17,7 +17,9 @@ async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
 /** The chat_bench_* databases on the machine's PostgreSQL now. */
 export function benchDatabases(): Promise<string[]> {
   return withAdmin(async (client) => {
-    const { rows } = await client.query<{ datname: string }>(`select datname from pg_database where datname like 'chat\\_bench\\_%' order by 1`);
+    const { rows } = await client.query<{ datname: string }>(
+      `select datname from pg_database where datname like 'chat\\_bench\\_%' order by 1`,
+    );
     return rows.map((r) => r.datname);
   });
 }

@@ -40,7 +40,9 @@ beforeAll(async () => {
   keyed = await startGateway({ DATABASE_URL: db.url, NODE_ID: 'keyed-node', MIGRATE_ON_START: 'false' });
   const bundle = await fetch(`${demo.url}/widget/chat-widget.js`);
   if (bundle.status !== 200) {
-    throw new Error(`GET /widget/chat-widget.js answered ${bundle.status}: mount staticRoutes in src/http/app.ts (see src/http/static.routes.ts)`);
+    throw new Error(
+      `GET /widget/chat-widget.js answered ${bundle.status}: mount staticRoutes in src/http/app.ts (see src/http/static.routes.ts)`,
+    );
   }
   browser = await launchChromium();
 });
@@ -115,7 +117,9 @@ describe('demo mode', () => {
     const w = widget(wide);
     const long = 'x'.repeat(MAX_CHARS + 1);
     await send(wide, long);
-    await expect.poll(() => w.notice.textContent()).toBe(`Your message is too long: the limit is ${MAX_CHARS} characters. Yours has ${MAX_CHARS + 1}.`);
+    await expect
+      .poll(() => w.notice.textContent())
+      .toBe(`Your message is too long: the limit is ${MAX_CHARS} characters. Yours has ${MAX_CHARS + 1}.`);
     expect(await w.input.inputValue()).toBe(long);
     expect(await shownMessages(wide)).toHaveLength(2);
     await screenshot(wide, 'demo-refused-too-long');

@@ -86,7 +86,11 @@ export async function shownMessages(page: Page): Promise<ShownMessage[]> {
 }
 
 /** Re-evaluates `check` in Node until it returns a value (the page changes by itself; never a fixed sleep). */
-export async function until<T>(check: () => Promise<T | undefined | false> | T | undefined | false, what: string, timeoutMs = UI_TIMEOUT_MS): Promise<T> {
+export async function until<T>(
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  what: string,
+  timeoutMs = UI_TIMEOUT_MS,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {

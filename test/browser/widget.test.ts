@@ -40,7 +40,9 @@ beforeAll(async () => {
   [cluster] = await Promise.all([startCluster({ nodes: 2, env: { ...ENV, CORS_ORIGINS: site.origin } }), ensureWidgetBuilt()]);
   const bundle = await fetch(`${cluster.nodes[0]!.url}/widget/chat-widget.js`);
   if (bundle.status !== 200) {
-    throw new Error(`GET /widget/chat-widget.js answered ${bundle.status}: mount staticRoutes in src/http/app.ts (see src/http/static.routes.ts)`);
+    throw new Error(
+      `GET /widget/chat-widget.js answered ${bundle.status}: mount staticRoutes in src/http/app.ts (see src/http/static.routes.ts)`,
+    );
   }
   browser = await launchChromium();
   alice = cluster.user('alice');
@@ -160,7 +162,9 @@ describe('two tabs of one user on two nodes', () => {
     expect(last(a)).toMatchObject({ seq: 4, role: 'assistant', status: 'complete', text: `Echo: ${content}` });
     for (const page of [A, B]) {
       const states = await replyStates(page);
-      const partial = new Set(states.filter((s) => s.status === 'streaming' && s.length > 0 && s.length < `Echo: ${content}`.length).map((s) => s.length));
+      const partial = new Set(
+        states.filter((s) => s.status === 'streaming' && s.length > 0 && s.length < `Echo: ${content}`.length).map((s) => s.length),
+      );
       // The text grew in several visible steps before it was complete.
       expect(partial.size, JSON.stringify(states)).toBeGreaterThanOrEqual(3);
       expect(states[states.length - 1]).toEqual({ status: 'complete', length: `Echo: ${content}`.length });
@@ -230,7 +234,10 @@ describe('two tabs of one user on two nodes', () => {
     const w = widget(A);
     const shownBefore = await shownMessages(A);
     await A.context().setOffline(true);
-    await until(async () => (await w.status.textContent()) === 'Reconnecting…' && (await w.banner.isVisible()), 'the reconnecting state in A');
+    await until(
+      async () => (await w.status.textContent()) === 'Reconnecting…' && (await w.banner.isVisible()),
+      'the reconnecting state in A',
+    );
     expect(await w.banner.textContent()).toContain('Reconnecting');
     await screenshot(A, '06-A-offline');
 

@@ -368,7 +368,10 @@ describe('todo-mcp on PostgreSQL', () => {
       ['an HS512 token with the right secret', () => mint('victim', { algorithm: 'HS512' })],
       ['a token without sub', () => jwt.sign({ aud: 'todo', iss: 'chat-gateway' }, SECRET, { algorithm: 'HS256', expiresIn: 60 })],
       ['a token without exp', () => jwt.sign({ sub: 'victim', aud: 'todo', iss: 'chat-gateway' }, SECRET, { algorithm: 'HS256' })],
-      ['an unsigned token (alg none)', () => jwt.sign({ sub: 'victim', aud: 'todo', iss: 'chat-gateway' }, '', { algorithm: 'none', expiresIn: 60 })],
+      [
+        'an unsigned token (alg none)',
+        () => jwt.sign({ sub: 'victim', aud: 'todo', iss: 'chat-gateway' }, '', { algorithm: 'none', expiresIn: 60 }),
+      ],
       ['a sub over 255 characters', () => mint('v'.repeat(256))],
     ];
 
@@ -427,7 +430,12 @@ describe('todo-mcp on PostgreSQL', () => {
       const malformed = await send('{"jsonrpc":');
       expect(malformed.status).toBe(400);
       expect(await malformed.json()).toEqual({ jsonrpc: '2.0', error: { code: -32700, message: 'Parse error' }, id: null });
-      const huge = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'add_task', arguments: { title: 'x', description: 'y'.repeat(70_000) } } };
+      const huge = {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: { name: 'add_task', arguments: { title: 'x', description: 'y'.repeat(70_000) } },
+      };
       const tooLarge = await send(JSON.stringify(huge));
       expect(tooLarge.status).toBe(413);
       expect(await tooLarge.json()).toMatchObject({ error: { code: -32600 } });
@@ -494,7 +502,11 @@ describe('todo-mcp start-up', () => {
   });
 
   it('refuses a DATABASE_SCHEMA that is not a plain identifier', async () => {
-    const bad = await run({ MCP_TOKEN_SECRET: SECRET, DATABASE_SCHEMA: 'x"; drop table tasks; --', PGLITE_DIR: '/nonexistent/never-opened' });
+    const bad = await run({
+      MCP_TOKEN_SECRET: SECRET,
+      DATABASE_SCHEMA: 'x"; drop table tasks; --',
+      PGLITE_DIR: '/nonexistent/never-opened',
+    });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('DATABASE_SCHEMA');
   });

@@ -30,7 +30,7 @@ export function api(baseUrl: string, token?: string) {
     }
     const res = await fetch(new URL(path, baseUrl), { method, headers, body: payload });
     const text = await res.text();
-    let parsed: unknown ;
+    let parsed: unknown;
     if (text && (res.headers.get('content-type') ?? '').includes('json')) parsed = JSON.parse(text);
     return { status: res.status, headers: res.headers, body: parsed as T, text };
   }
@@ -56,7 +56,10 @@ export function expectError(res: ApiResponse, status: number, code: string): voi
 }
 
 /** Creates a conversation over REST and returns it (asserting the 201). */
-export async function createConversation(client: Api, title?: string | null): Promise<{ id: string; title: string | null; lastSeq: number; createdAt: string; updatedAt: string }> {
+export async function createConversation(
+  client: Api,
+  title?: string | null,
+): Promise<{ id: string; title: string | null; lastSeq: number; createdAt: string; updatedAt: string }> {
   const res = await client.post('/api/conversations', title === undefined ? {} : { title });
   expect(res.status, res.text).toBe(201);
   return res.body.conversation;
@@ -64,7 +67,18 @@ export async function createConversation(client: Api, title?: string | null): Pr
 
 /** Posts a message over REST and returns it (asserting the 201). */
 export async function postMessage(client: Api, conversationId: string, content: string, clientMessageId?: string) {
-  const res = await client.post(`/api/conversations/${conversationId}/messages`, clientMessageId ? { content, clientMessageId } : { content });
+  const res = await client.post(
+    `/api/conversations/${conversationId}/messages`,
+    clientMessageId ? { content, clientMessageId } : { content },
+  );
   expect(res.status, res.text).toBe(201);
-  return res.body.message as { id: string; conversationId: string; seq: number; role: string; status: string; content: string; clientMessageId: string | null };
+  return res.body.message as {
+    id: string;
+    conversationId: string;
+    seq: number;
+    role: string;
+    status: string;
+    content: string;
+    clientMessageId: string | null;
+  };
 }

@@ -145,7 +145,11 @@ export interface ChildNode {
  * once its 'listening' log line gives the port. LOG_LEVEL must let info lines through.
  */
 export async function spawnNode(env: Env, timeoutMs = 30_000): Promise<ChildNode> {
-  const cleanEnv = Object.fromEntries(Object.entries({ PATH: process.env.PATH, LOG_LEVEL: 'info', REDIS_PREFIX, ...env, PORT: '0', HOST: '127.0.0.1' }).filter(([, v]) => v !== undefined)) as NodeJS.ProcessEnv;
+  const cleanEnv = Object.fromEntries(
+    Object.entries({ PATH: process.env.PATH, LOG_LEVEL: 'info', REDIS_PREFIX, ...env, PORT: '0', HOST: '127.0.0.1' }).filter(
+      ([, v]) => v !== undefined,
+    ),
+  ) as NodeJS.ProcessEnv;
   const child = spawn(process.execPath, ['src/server.ts'], { cwd: ROOT, env: cleanEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
@@ -189,7 +193,12 @@ export async function spawnNode(env: Env, timeoutMs = 30_000): Promise<ChildNode
 }
 
 /** Re-evaluates `check` until it gives a value (polling the database or a server's state, never a timed assertion). */
-export async function eventually<T>(check: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs = 20_000, everyMs = 50): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined> | T | undefined,
+  what: string,
+  timeoutMs = 20_000,
+  everyMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();

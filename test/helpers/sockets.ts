@@ -2,7 +2,16 @@
 // record every server → client event in order, wait for events (with a generous timeout, never a timed
 // assertion), and send commands with an acknowledgement.
 import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
-import type { Ack, ClientToServerEvents, CommandName, CommandPayloads, CommandResults, MessageDelta, MessageDto, ServerToClientEvents } from '../../src/shared/events.ts';
+import type {
+  Ack,
+  ClientToServerEvents,
+  CommandName,
+  CommandPayloads,
+  CommandResults,
+  MessageDelta,
+  MessageDto,
+  ServerToClientEvents,
+} from '../../src/shared/events.ts';
 
 export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -68,10 +77,14 @@ export class Tab {
 
   /** Resolves once `count` events `event` that match have been received (counting those already received). */
   waitForCount<T = any>(event: string, count: number, match: (payload: T) => boolean = () => true, timeoutMs = WAIT_MS): Promise<T[]> {
-    return this.until(() => {
-      const found = this.all<T>(event, match);
-      return found.length >= count ? found : undefined;
-    }, `${this.name}: ${count} × ${event}`, timeoutMs);
+    return this.until(
+      () => {
+        const found = this.all<T>(event, match);
+        return found.length >= count ? found : undefined;
+      },
+      `${this.name}: ${count} × ${event}`,
+      timeoutMs,
+    );
   }
 
   /** The first matching `event`, received before or after the call. */
@@ -87,7 +100,9 @@ export class Tab {
   until<T>(check: () => T | undefined, what: string, timeoutMs = WAIT_MS): Promise<T> {
     const gone = () => {
       const reason = this.all<string>('disconnect').at(-1);
-      return reason === undefined ? undefined : new Error(`${this.name} was disconnected (${reason}) while waiting for ${what} (received: ${this.summary()})`);
+      return reason === undefined
+        ? undefined
+        : new Error(`${this.name} was disconnected (${reason}) while waiting for ${what} (received: ${this.summary()})`);
     };
     const now = check();
     if (now !== undefined) return Promise.resolve(now);
@@ -121,7 +136,10 @@ export class Tab {
 
   /** The names of the events received so far (the last 2,000 characters), for failure messages. */
   summary(): string {
-    return this.events.map((e) => (e.event === 'disconnect' ? `disconnect(${e.payload})` : e.event)).join(', ').slice(-2000);
+    return this.events
+      .map((e) => (e.event === 'disconnect' ? `disconnect(${e.payload})` : e.event))
+      .join(', ')
+      .slice(-2000);
   }
 
   /** Sends a command and resolves with its acknowledgement (rejects if none comes within the timeout, or the socket is or gets disconnected). */
@@ -168,9 +186,11 @@ export class Tab {
 
   /** Waits for the `message:updated` that ends a reply (any status but streaming). */
   replyEnd(messageId: string, timeoutMs = WAIT_MS): Promise<MessageDto> {
-    return this.waitFor<{ message: MessageDto }>('message:updated', (p) => p.message.id === messageId && p.message.status !== 'streaming', timeoutMs).then(
-      (p) => p.message,
-    );
+    return this.waitFor<{ message: MessageDto }>(
+      'message:updated',
+      (p) => p.message.id === messageId && p.message.status !== 'streaming',
+      timeoutMs,
+    ).then((p) => p.message);
   }
 
   /** Waits for the assistant's `message:created` answering `userMessageId`. */

@@ -70,7 +70,9 @@ export async function startSseServer(): Promise<SseServer> {
 
     const s = script(body, index);
     if (s.status && s.status !== 200) {
-      res.writeHead(s.status, { 'content-type': 'application/json' }).end(s.errorBody ?? JSON.stringify({ error: { message: 'upstream failure' } }));
+      res
+        .writeHead(s.status, { 'content-type': 'application/json' })
+        .end(s.errorBody ?? JSON.stringify({ error: { message: 'upstream failure' } }));
       return;
     }
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });

@@ -40,7 +40,7 @@ describe('POST /api/chat', () => {
     expect((await messagesOf(res.body.conversation_id)).map((r) => r.seq)).toEqual([1, 2, 3, 4]);
   });
 
-  it('POST /api/:userId/chat works for the token\'s user and is 403 FORBIDDEN for anyone else', async () => {
+  it("POST /api/:userId/chat works for the token's user and is 403 FORBIDDEN for anyone else", async () => {
     const client = api(gw.url, gw.tokenFor('path-user'));
     const own = await client.post('/api/path-user/chat', { message: 'mine' });
     expect(own.status).toBe(200);
@@ -51,7 +51,7 @@ describe('POST /api/chat', () => {
     expect(n!.n).toBe('2');
   });
 
-  it('refuses another user\'s conversation_id as NOT_FOUND and bad input as VALIDATION', async () => {
+  it("refuses another user's conversation_id as NOT_FOUND and bad input as VALIDATION", async () => {
     const owner = api(gw.url, gw.tokenFor('chat-owner'));
     const c = await createConversation(owner, 'private');
     const intruder = api(gw.url, gw.tokenFor('chat-intruder'));
@@ -65,7 +65,13 @@ describe('POST /api/chat', () => {
 
 describe('POST /api/chat with a slow assistant', () => {
   it('answers 504 TIMEOUT when the reply takes longer than CHAT_TIMEOUT_MS, having stored the user message', async () => {
-    const slow = await startGateway({ DATABASE_URL: db.url, ASSISTANT: 'echo', ASSISTANT_DELAY_MS: '2000', CHAT_TIMEOUT_MS: '1', SHUTDOWN_TIMEOUT_MS: '200' });
+    const slow = await startGateway({
+      DATABASE_URL: db.url,
+      ASSISTANT: 'echo',
+      ASSISTANT_DELAY_MS: '2000',
+      CHAT_TIMEOUT_MS: '1',
+      SHUTDOWN_TIMEOUT_MS: '200',
+    });
     try {
       const client = api(slow.url, slow.tokenFor('slow-user'));
       const res = await client.post('/api/chat', { message: 'take your time' });

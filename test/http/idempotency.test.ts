@@ -29,7 +29,8 @@ const rowsFor = (conversationId: string) =>
 describe('POST /api/conversations/:id/messages with Idempotency-Key', () => {
   it('answers 201 the first time and 200 with the same message on a repeat, storing one row', async () => {
     const c = await createConversation(alice, 'idem');
-    const send = () => alice.post(`/api/conversations/${c.id}/messages`, { content: 'pay once' }, { headers: { 'Idempotency-Key': 'req-1' } });
+    const send = () =>
+      alice.post(`/api/conversations/${c.id}/messages`, { content: 'pay once' }, { headers: { 'Idempotency-Key': 'req-1' } });
     const first = await send();
     const second = await send();
     expect(first.status).toBe(201);
@@ -45,16 +46,28 @@ describe('POST /api/conversations/:id/messages with Idempotency-Key', () => {
     const c = await createConversation(alice, 'reserved');
     const bodyKey = await alice.post(`/api/conversations/${c.id}/messages`, { content: 'x', clientMessageId: 'assistant:abc' });
     expectError(bodyKey, 400, 'VALIDATION');
-    const headerKey = await alice.post(`/api/conversations/${c.id}/messages`, { content: 'x' }, { headers: { 'Idempotency-Key': 'assistant:abc' } });
+    const headerKey = await alice.post(
+      `/api/conversations/${c.id}/messages`,
+      { content: 'x' },
+      { headers: { 'Idempotency-Key': 'assistant:abc' } },
+    );
     expectError(headerKey, 400, 'VALIDATION');
     expect(await rowsFor(c.id)).toEqual([]);
   });
 
-  it('treats the body\'s clientMessageId and the header as the same key', async () => {
+  it("treats the body's clientMessageId and the header as the same key", async () => {
     const c = await createConversation(alice, 'idem-body');
     const first = await alice.post(`/api/conversations/${c.id}/messages`, { content: 'hi', clientMessageId: 'same-key' });
-    const viaHeader = await alice.post(`/api/conversations/${c.id}/messages`, { content: 'hi' }, { headers: { 'Idempotency-Key': 'same-key' } });
-    const both = await alice.post(`/api/conversations/${c.id}/messages`, { content: 'hi', clientMessageId: 'same-key' }, { headers: { 'Idempotency-Key': 'same-key' } });
+    const viaHeader = await alice.post(
+      `/api/conversations/${c.id}/messages`,
+      { content: 'hi' },
+      { headers: { 'Idempotency-Key': 'same-key' } },
+    );
+    const both = await alice.post(
+      `/api/conversations/${c.id}/messages`,
+      { content: 'hi', clientMessageId: 'same-key' },
+      { headers: { 'Idempotency-Key': 'same-key' } },
+    );
     expect([first.status, viaHeader.status, both.status]).toEqual([201, 200, 200]);
     expect(viaHeader.body.message.id).toBe(first.body.message.id);
     expect(both.body.message.id).toBe(first.body.message.id);
@@ -73,12 +86,20 @@ describe('POST /api/conversations/:id/messages with Idempotency-Key', () => {
     expect((await rowsFor(c.id)).map((r) => r.client_message_id)).toEqual(['k-a', 'k-b', null, null]);
   });
 
-  it('scopes keys to the user: another user\'s identical key stores their own message', async () => {
+  it("scopes keys to the user: another user's identical key stores their own message", async () => {
     const bob = api(gw.url, gw.tokenFor('idem-bob'));
     const ca = await createConversation(alice, 'alice-key');
     const cb = await createConversation(bob, 'bob-key');
-    const a = await alice.post(`/api/conversations/${ca.id}/messages`, { content: 'from alice' }, { headers: { 'Idempotency-Key': 'shared-key' } });
-    const b = await bob.post(`/api/conversations/${cb.id}/messages`, { content: 'from bob' }, { headers: { 'Idempotency-Key': 'shared-key' } });
+    const a = await alice.post(
+      `/api/conversations/${ca.id}/messages`,
+      { content: 'from alice' },
+      { headers: { 'Idempotency-Key': 'shared-key' } },
+    );
+    const b = await bob.post(
+      `/api/conversations/${cb.id}/messages`,
+      { content: 'from bob' },
+      { headers: { 'Idempotency-Key': 'shared-key' } },
+    );
     expect([a.status, b.status]).toEqual([201, 201]);
     expect(b.body.message.id).not.toBe(a.body.message.id);
     expect(b.body.message).toMatchObject({ conversationId: cb.id, content: 'from bob' });

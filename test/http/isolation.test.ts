@@ -13,7 +13,7 @@ gatewayOnFreshDatabase((started) => ({ db, gateway: gw } = started));
 
 const count = async (sql: string, params: unknown[]) => Number((await db.query<{ n: string }>(sql, params))[0]!.n);
 
-describe('a user cannot see or touch another user\'s conversations', () => {
+describe("a user cannot see or touch another user's conversations", () => {
   let alice: Api;
   let bob: Api;
   let conversationId: string;
@@ -28,7 +28,7 @@ describe('a user cannot see or touch another user\'s conversations', () => {
     await createConversation(bob, 'bob own');
   });
 
-  it('answers 404 NOT_FOUND on every route for another user\'s conversation, the same as for a missing one', async () => {
+  it("answers 404 NOT_FOUND on every route for another user's conversation, the same as for a missing one", async () => {
     const missing = randomUUID();
     const attempts = (id: string) => [
       bob.get(`/api/conversations/${id}`),
@@ -48,7 +48,7 @@ describe('a user cannot see or touch another user\'s conversations', () => {
     }
   });
 
-  it('leaves the owner\'s data exactly as it was after those attempts', async () => {
+  it("leaves the owner's data exactly as it was after those attempts", async () => {
     const [row] = await db.query<{ title: string; last_seq: string; user_id: string }>(
       'select title, last_seq, user_id from conversations where id = $1',
       [conversationId],
@@ -69,7 +69,7 @@ describe('a user cannot see or touch another user\'s conversations', () => {
     expect(own.body.messages.map((m: { content: string }) => m.content)).toEqual(['first secret', 'second secret']);
   });
 
-  it('lists only the caller\'s own conversations', async () => {
+  it("lists only the caller's own conversations", async () => {
     const bobs = await bob.get('/api/conversations');
     expect(bobs.status).toBe(200);
     expect(bobs.body.conversations.map((c: { title: string }) => c.title)).toEqual(['bob own']);

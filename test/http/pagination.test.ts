@@ -10,7 +10,12 @@ let gw: StartedGateway;
 
 gatewayOnFreshDatabase((started) => ({ db, gateway: gw } = started));
 
-interface Conv { id: string; title: string | null; updatedAt: string; lastSeq: number }
+interface Conv {
+  id: string;
+  title: string | null;
+  updatedAt: string;
+  lastSeq: number;
+}
 
 async function pageThrough(client: Api, limit: number): Promise<{ ids: string[]; pages: number }> {
   const ids: string[] = [];
@@ -92,7 +97,15 @@ describe('conversation list cursors', () => {
     const first = await other.get('/api/conversations');
     expect(first.body.conversations).toHaveLength(20);
     expect(first.body.nextCursor).toEqual(expect.any(String));
-    for (const q of ['limit=0', 'limit=101', 'limit=-1', 'limit=abc', 'limit=1.5', 'cursor=not-a-cursor', `cursor=${Buffer.from('x|y').toString('base64url')}`]) {
+    for (const q of [
+      'limit=0',
+      'limit=101',
+      'limit=-1',
+      'limit=abc',
+      'limit=1.5',
+      'cursor=not-a-cursor',
+      `cursor=${Buffer.from('x|y').toString('base64url')}`,
+    ]) {
       expectError(await other.get(`/api/conversations?${q}`), 400, 'VALIDATION');
     }
   });

@@ -59,9 +59,13 @@ describe('message content', () => {
     expect(await storedCount()).toBe(before);
   });
 
-  it('refuses an Idempotency-Key that disagrees with the body\'s clientMessageId, or is too long', async () => {
+  it("refuses an Idempotency-Key that disagrees with the body's clientMessageId, or is too long", async () => {
     const before = await storedCount();
-    expectError(await client.post(messages(), { content: 'ok', clientMessageId: 'a' }, { headers: { 'idempotency-key': 'b' } }), 400, 'VALIDATION');
+    expectError(
+      await client.post(messages(), { content: 'ok', clientMessageId: 'a' }, { headers: { 'idempotency-key': 'b' } }),
+      400,
+      'VALIDATION',
+    );
     expectError(await client.post(messages(), { content: 'ok' }, { headers: { 'idempotency-key': 'k'.repeat(101) } }), 400, 'VALIDATION');
     expect(await storedCount()).toBe(before);
   });

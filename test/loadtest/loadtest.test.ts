@@ -79,7 +79,25 @@ describe('load tester against two nodes', () => {
     let deleted: { client_message_id: string; seq: string } | undefined;
     const out: string[] = [];
     const code = await main(
-      ['--url', o.urls.join(','), '--secret', o.secret, '--users', '4', '--tabs', '2', '--rate', '20', '--ramp', '0.5', '--duration', '2', '--quiet', '--report-dir', reportDir],
+      [
+        '--url',
+        o.urls.join(','),
+        '--secret',
+        o.secret,
+        '--users',
+        '4',
+        '--tabs',
+        '2',
+        '--rate',
+        '20',
+        '--ramp',
+        '0.5',
+        '--duration',
+        '2',
+        '--quiet',
+        '--report-dir',
+        reportDir,
+      ],
       { out: (t) => out.push(t), err: (t) => out.push(t) },
       {
         beforeVerify: async (ctx) => {
@@ -127,11 +145,23 @@ describe('verify on fabricated observations', () => {
   const stored = (n: number) => ({
     conversationId: 'c-0',
     lastSeq: n,
-    messages: Array.from({ length: n }, (_, i) => ({ id: `m-${i + 1}`, seq: i + 1, role: 'user', status: 'complete', clientMessageId: `cm-${i + 1}` })),
+    messages: Array.from({ length: n }, (_, i) => ({
+      id: `m-${i + 1}`,
+      seq: i + 1,
+      role: 'user',
+      status: 'complete',
+      clientMessageId: `cm-${i + 1}`,
+    })),
   });
 
   it('passes when every acked message was received once by every tab and stored once', () => {
-    const v = verify({ tabs: 3, users, sent: [sent('cm-1', 1, [1, 1, 1]), sent('cm-2', 2, [1, 1, 1])], stored: [stored(2)], assistant: false });
+    const v = verify({
+      tabs: 3,
+      users,
+      sent: [sent('cm-1', 1, [1, 1, 1]), sent('cm-2', 2, [1, 1, 1])],
+      stored: [stored(2)],
+      assistant: false,
+    });
     expect(v.ok).toBe(true);
     expect(v.checked.receiptsExpected).toBe(6);
   });
@@ -140,7 +170,11 @@ describe('verify on fabricated observations', () => {
     const v = verify({
       tabs: 3,
       users,
-      sent: [sent('cm-1', 1, [1, 1, 0]), sent('cm-2', 2, [1, 2, 1]), { ...sent('cm-3', 3, [0, 0, 0], 'refused'), errorCode: 'RATE_LIMITED' }],
+      sent: [
+        sent('cm-1', 1, [1, 1, 0]),
+        sent('cm-2', 2, [1, 2, 1]),
+        { ...sent('cm-3', 3, [0, 0, 0], 'refused'), errorCode: 'RATE_LIMITED' },
+      ],
       stored: [stored(3)],
       assistant: false,
       disconnectedTabs: ['0:2'],
@@ -158,12 +192,24 @@ describe('verify on fabricated observations', () => {
     s.messages[1]!.clientMessageId = 'cm-1'; // cm-1 twice, cm-2 never
     s.messages.push({ id: 'm-x', seq: 4, role: 'user', status: 'complete', clientMessageId: 'someone-else' });
     s.lastSeq = 4;
-    const v = verify({ tabs: 1, users, sent: [sent('cm-1', 1, [1]), sent('cm-2', 2, [1]), sent('cm-3', 3, [1])], stored: [s], assistant: false });
+    const v = verify({
+      tabs: 1,
+      users,
+      sent: [sent('cm-1', 1, [1]), sent('cm-2', 2, [1]), sent('cm-3', 3, [1])],
+      stored: [s],
+      assistant: false,
+    });
     expect(v.problemCounts).toEqual({ 'stored-duplicate': 1, 'stored-missing': 1, 'stored-unexpected': 1 });
   });
 
   it('fails a run in which nothing was acknowledged', () => {
-    const v = verify({ tabs: 1, users, sent: [{ ...sent('cm-1', 1, [0], 'unknown'), errorCode: 'TIMEOUT' }], stored: [stored(0)], assistant: false });
+    const v = verify({
+      tabs: 1,
+      users,
+      sent: [{ ...sent('cm-1', 1, [0], 'unknown'), errorCode: 'TIMEOUT' }],
+      stored: [stored(0)],
+      assistant: false,
+    });
     expect(v.problemCounts).toEqual({ 'nothing-acked': 1 });
   });
 });
@@ -200,7 +246,11 @@ describe('command line', () => {
   });
 
   it('exits 2 from the real process on a usage error', () => {
-    const run = spawnSync(process.execPath, ['bench/loadtest/cli.ts', '--users', '0'], { cwd: ROOT, encoding: 'utf8', env: { PATH: process.env.PATH } });
+    const run = spawnSync(process.execPath, ['bench/loadtest/cli.ts', '--users', '0'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH },
+    });
     expect(run.status, run.stderr).toBe(2);
     expect(run.stderr).toContain('users');
   });

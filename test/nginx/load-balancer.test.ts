@@ -77,9 +77,13 @@ async function startNginx(nodes: ClusterNode[], options: { sticky: boolean }): P
   await writeFile(confPath, conf);
 
   const errorLog = join(dir, 'error.log');
-  const child: ChildProcess = spawn(NGINX, ['-p', dir, '-c', confPath, '-e', errorLog, '-g', `daemon off; pid ${join(dir, 'nginx.pid')};`], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child: ChildProcess = spawn(
+    NGINX,
+    ['-p', dir, '-c', confPath, '-e', errorLog, '-g', `daemon off; pid ${join(dir, 'nginx.pid')};`],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -90,7 +94,10 @@ async function startNginx(nodes: ClusterNode[], options: { sticky: boolean }): P
       const log = await readFile(errorLog, 'utf8').catch(() => '');
       throw new Error(`nginx exited with ${child.exitCode}: ${stderr}\n${log}`);
     }
-    const ok = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);
+    const ok = await fetch(`${url}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) break;
     if (Date.now() > deadline) throw new Error(`nginx did not answer on ${url}: ${stderr}`);
     await new Promise((r) => setTimeout(r, 100));
@@ -165,7 +172,10 @@ describe('nginx (deploy/nginx/nginx.conf) in front of two gateway nodes', () => 
     const history = await polling.ok('history:get', { conversationId });
     expect(history.messages.map((m) => m.content)).toEqual(['over long-polling', 'over websocket']);
     // Seen from the node: each on its own transport (nginx did not downgrade the WebSocket).
-    for (const [tab, transport] of [[polling, 'polling'], [websocket, 'websocket']] as const) {
+    for (const [tab, transport] of [
+      [polling, 'polling'],
+      [websocket, 'websocket'],
+    ] as const) {
       expect(behind!.gateway.sockets.nsp.sockets.get(tab.socket.id!)!.conn.transport.name).toBe(transport);
     }
     // And in nginx's own log: polling requests of one session, and the WebSocket upgrade (logged at its end).

@@ -108,14 +108,21 @@ describe('while the database is unreachable', () => {
     // The process is alive: liveness must not fail, or the orchestrator would restart every node at once.
     expect((await api(node.url).get('/healthz')).status).toBe(200);
 
-    const write = await client.post(`/api/conversations/${conversationId}/messages`, { content: 'during outage', clientMessageId: 'outage-1' });
+    const write = await client.post(`/api/conversations/${conversationId}/messages`, {
+      content: 'during outage',
+      clientMessageId: 'outage-1',
+    });
     expectError(write, 503, 'UNAVAILABLE');
     expect(Number(write.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     // Sends submitted together share a group-commit batch: every one of them must be answered (none may hang,
     // which the test timeout would show) and with UNAVAILABLE.
     const burst = await Promise.allSettled(
       Array.from({ length: 12 }, (_, i) =>
-        node.gateway.services.messages.append('outage-user', { conversationId, content: `burst ${i}`, clientMessageId: `outage-burst-${i}` }),
+        node.gateway.services.messages.append('outage-user', {
+          conversationId,
+          content: `burst ${i}`,
+          clientMessageId: `outage-burst-${i}`,
+        }),
       ),
     );
     expect(burst.map((r) => (r.status === 'rejected' ? toGatewayError(r.reason).code : 'stored'))).toEqual(Array(12).fill('UNAVAILABLE'));
@@ -134,7 +141,10 @@ describe('while the database is unreachable', () => {
     }
     expect(status).toBe(200);
 
-    const retry = await client.post(`/api/conversations/${conversationId}/messages`, { content: 'during outage', clientMessageId: 'outage-1' });
+    const retry = await client.post(`/api/conversations/${conversationId}/messages`, {
+      content: 'during outage',
+      clientMessageId: 'outage-1',
+    });
     expect(retry.status, retry.text).toBe(201);
     expect(retry.body.message.seq).toBe(1);
     const rows = await db.query<{ seq: string }>('select seq from messages where conversation_id = $1', [conversationId]);

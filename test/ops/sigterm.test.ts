@@ -137,7 +137,8 @@ describe('node src/server.ts', () => {
       [c.id],
     );
     const stored = new Map(rows.map((r) => [r.id, r]));
-    for (const m of committed) expect(stored.get(m.id), `acked message ${m.seq} lost`).toMatchObject({ seq: m.seq, client_message_id: m.clientMessageId });
+    for (const m of committed)
+      expect(stored.get(m.id), `acked message ${m.seq} lost`).toMatchObject({ seq: m.seq, client_message_id: m.clientMessageId });
     // And the seq stayed gap-free through the shutdown.
     expect(rows.map((r) => r.seq)).toEqual(rows.map((_, i) => i + 1));
   });

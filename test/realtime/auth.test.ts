@@ -55,7 +55,9 @@ describe('token expiry', () => {
     const unauthorized = { ok: false, error: { code: 'UNAUTHORIZED', message: expect.any(String) } };
     expect(await tab.request('auth:refresh', { token: cluster.tokenFor(other, 7200) })).toEqual(unauthorized);
     expect(await tab.request('auth:refresh', { token: 'not.a.jwt' })).toEqual(unauthorized);
-    expect(await tab.request('auth:refresh', { token: signToken(user, 7200, 'another-secret-of-at-least-32-bytes-long!!') })).toEqual(unauthorized);
+    expect(await tab.request('auth:refresh', { token: signToken(user, 7200, 'another-secret-of-at-least-32-bytes-long!!') })).toEqual(
+      unauthorized,
+    );
     // The socket vocabulary has no TOKEN_EXPIRED: an expired token is UNAUTHORIZED here.
     expect(await tab.request('auth:refresh', { token: cluster.tokenFor(user, -10) })).toEqual(unauthorized);
     expect(await tab.request('auth:refresh', {} as never)).toMatchObject({ ok: false, error: { code: 'VALIDATION' } });
@@ -129,6 +131,7 @@ describe('MAX_SOCKETS_PER_USER=2', () => {
     const results = await Promise.allSettled(Array.from({ length: 6 }, () => connectTab(A, token)));
     const accepted = results.filter((r) => r.status === 'fulfilled');
     expect(accepted).toHaveLength(2);
-    for (const r of results) if (r.status === 'rejected') expect((r.reason as { data?: unknown }).data).toEqual({ code: 'TOO_MANY_CONNECTIONS' });
+    for (const r of results)
+      if (r.status === 'rejected') expect((r.reason as { data?: unknown }).data).toEqual({ code: 'TOO_MANY_CONNECTIONS' });
   });
 });

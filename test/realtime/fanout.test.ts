@@ -38,7 +38,12 @@ function idsIn(tab: Tab): string[] {
 }
 
 function expectReplyComplete(reply: MessageDto, userMessage: MessageDto) {
-  expect(reply).toMatchObject({ role: 'assistant', status: 'complete', conversationId: userMessage.conversationId, content: `Echo: ${userMessage.content}` });
+  expect(reply).toMatchObject({
+    role: 'assistant',
+    status: 'complete',
+    conversationId: userMessage.conversationId,
+    content: `Echo: ${userMessage.content}`,
+  });
   expect(reply.seq).toBe(userMessage.seq + 1);
   expect(reply.metadata).toMatchObject({ replyToId: userMessage.id, model: 'echo' });
   expect(typeof reply.metadata!.processingTimeMs).toBe('number');
@@ -60,7 +65,10 @@ describe('two tabs of one user on two nodes', () => {
     expect(conversation.lastSeq).toBe(1);
 
     for (const tab of [onA, onB]) {
-      const created = await tab.waitFor<{ conversation: ConversationDto }>('conversation:created', (p) => p.conversation.id === conversation.id);
+      const created = await tab.waitFor<{ conversation: ConversationDto }>(
+        'conversation:created',
+        (p) => p.conversation.id === conversation.id,
+      );
       expect(created.conversation.title).toBe(content);
       const echoed = await tab.waitFor<{ message: MessageDto }>('message:created', (p) => p.message.id === userMessage.id);
       expect(echoed.message).toEqual(userMessage);
@@ -97,7 +105,8 @@ describe('two tabs of one user on two nodes', () => {
 
     // Delete from the tab on A: both tabs hear of it, and history is gone.
     expect(await onA.ok('conversation:delete', { conversationId: conversation.id })).toEqual({ conversationId: conversation.id });
-    for (const tab of [onA, onB]) await tab.waitFor('conversation:deleted', (p: { conversationId: string }) => p.conversationId === conversation.id);
+    for (const tab of [onA, onB])
+      await tab.waitFor('conversation:deleted', (p: { conversationId: string }) => p.conversationId === conversation.id);
     const gone = await onB.request('history:get', { conversationId: conversation.id });
     expect(gone).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' } });
 
@@ -132,7 +141,10 @@ describe('a retry with the same clientMessageId', () => {
     expect(late.message).toEqual(original);
 
     // Barrier: a later send through each node, answered and ended on both tabs.
-    for (const [tab, id] of [[onA, 'retry-barrier-A'], [onB, 'retry-barrier-B']] as const) {
+    for (const [tab, id] of [
+      [onA, 'retry-barrier-A'],
+      [onB, 'retry-barrier-B'],
+    ] as const) {
       const next = await tab.ok('message:send', { conversationId: conversation.id, content: id, clientMessageId: id });
       const r = await onA.replyStart(next.message.id);
       await Promise.all([onA.replyEnd(r.id), onB.replyEnd(r.id)]);
@@ -171,7 +183,8 @@ describe('writes over REST reach the tabs on both nodes', () => {
     const created = await http(A, token, 'POST', '/api/conversations', { title: 'over rest' });
     expect(created.status).toBe(201);
     const conversation = created.body.conversation as ConversationDto;
-    for (const tab of [onA, onB]) await tab.waitFor('conversation:created', (p: { conversation: ConversationDto }) => p.conversation.id === conversation.id);
+    for (const tab of [onA, onB])
+      await tab.waitFor('conversation:created', (p: { conversation: ConversationDto }) => p.conversation.id === conversation.id);
 
     const posted = await http(B, token, 'POST', `/api/conversations/${conversation.id}/messages`, { content: 'posted over http' });
     expect(posted.status).toBe(201);
@@ -192,7 +205,8 @@ describe('writes over REST reach the tabs on both nodes', () => {
       expect(u.conversation.title).toBe('patched');
     }
     expect((await http(B, token, 'DELETE', `/api/conversations/${conversation.id}`)).status).toBe(204);
-    for (const tab of [onA, onB]) await tab.waitFor('conversation:deleted', (p: { conversationId: string }) => p.conversationId === conversation.id);
+    for (const tab of [onA, onB])
+      await tab.waitFor('conversation:deleted', (p: { conversationId: string }) => p.conversationId === conversation.id);
   });
 
   it('POST /api/chat waits for the reply and answers it; the tabs see the whole exchange; a repeat with the same Idempotency-Key answers the same', async () => {
@@ -204,25 +218,33 @@ describe('writes over REST reach the tabs on both nodes', () => {
     const conversationId = res.body.conversation_id as string;
     for (const tab of [onA, onB]) {
       await tab.waitFor('conversation:created', (p: { conversation: ConversationDto }) => p.conversation.id === conversationId);
-      const user = await tab.waitFor<{ message: MessageDto }>('message:created', (p) => p.message.conversationId === conversationId && p.message.role === 'user');
+      const user = await tab.waitFor<{ message: MessageDto }>(
+        'message:created',
+        (p) => p.message.conversationId === conversationId && p.message.role === 'user',
+      );
       const end = await tab.replyEnd((await tab.replyStart(user.message.id)).id);
       expect(end.content).toBe(res.body.response);
     }
 
     // Follow-up in the same conversation, through the path that names the user, on the other node.
-    const next = await http(B, token, 'POST', `/api/${encodeURIComponent(user)}/chat`, { message: 'and again', conversation_id: conversationId });
+    const next = await http(B, token, 'POST', `/api/${encodeURIComponent(user)}/chat`, {
+      message: 'and again',
+      conversation_id: conversationId,
+    });
     expect(next.status).toBe(200);
     expect(next.body).toEqual({ response: 'Echo: and again', conversation_id: conversationId });
 
     // A client retry after a lost response: no second message, no second reply, and the same answer.
     const repeat = await http(B, token, 'POST', '/api/chat', { message: 'hello over the waiting route' }, { 'Idempotency-Key': 'chat-1' });
-    const rows = await cluster.db.query<{ role: string }>('select role from messages where conversation_id = $1 order by seq', [conversationId]);
+    const rows = await cluster.db.query<{ role: string }>('select role from messages where conversation_id = $1 order by seq', [
+      conversationId,
+    ]);
     expect(rows.map((r) => r.role)).toEqual(['user', 'assistant', 'user', 'assistant']);
     expect(repeat.status).toBe(200);
     expect(repeat.body).toEqual(res.body);
   });
 
-  it("POST /api/<another user>/chat is 403 FORBIDDEN and stores nothing", async () => {
+  it('POST /api/<another user>/chat is 403 FORBIDDEN and stores nothing', async () => {
     const user = cluster.user('me');
     const other = cluster.user('other');
     const token = cluster.tokenFor(user);

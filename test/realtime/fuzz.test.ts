@@ -6,15 +6,37 @@
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
-import { closeAllTabs, connectTab, SOCKET_ERROR_CODES, } from '../helpers/sockets.ts';
+import { closeAllTabs, connectTab, SOCKET_ERROR_CODES } from '../helpers/sockets.ts';
 
 let cluster: Cluster;
 let user: string;
 let token: string;
 let ids: { conversation: string; userMessage: string; reply: string; otherConversation: string; otherMessage: string };
 
-const COMMANDS = ['conversation:create', 'conversation:list', 'conversation:rename', 'conversation:delete', 'message:send', 'assistant:stop', 'history:get', 'auth:refresh'];
-const OTHER_NAMES = ['message:created', 'message:delta', 'message:updated', 'auth:expired', 'conversation:created', 'error', '__proto__', 'constructor', 'toString', 'hasOwnProperty', 'unknown', ''];
+const COMMANDS = [
+  'conversation:create',
+  'conversation:list',
+  'conversation:rename',
+  'conversation:delete',
+  'message:send',
+  'assistant:stop',
+  'history:get',
+  'auth:refresh',
+];
+const OTHER_NAMES = [
+  'message:created',
+  'message:delta',
+  'message:updated',
+  'auth:expired',
+  'conversation:created',
+  'error',
+  '__proto__',
+  'constructor',
+  'toString',
+  'hasOwnProperty',
+  'unknown',
+  '',
+];
 // socket.io-client refuses to emit these itself.
 const CLIENT_RESERVED = new Set(['connect', 'connect_error', 'disconnect', 'disconnecting', 'newListener', 'removeListener']);
 
@@ -47,7 +69,15 @@ const HUGE = 20_000; // several of these still fit under maxHttpBufferSize (MAX_
 
 function payloads() {
   const id = fc.oneof(
-    fc.constantFrom(() => ids.conversation, () => ids.userMessage, () => ids.reply, () => ids.otherConversation, () => ids.otherMessage).map((f) => f()),
+    fc
+      .constantFrom(
+        () => ids.conversation,
+        () => ids.userMessage,
+        () => ids.reply,
+        () => ids.otherConversation,
+        () => ids.otherMessage,
+      )
+      .map((f) => f()),
     fc.uuid(),
     fc.constant('01900000-0000-7000-8000-000000000000'),
   );
@@ -57,8 +87,21 @@ function payloads() {
     fc.constantFrom('', ' ', '\n\t ', 'a\u0000b', '\u0000', '\ud800', 'x'.repeat(10_001), 'é'.repeat(10_000)),
     fc.integer({ min: 1, max: HUGE }).map((n) => 'h'.repeat(n)),
   );
-  const scalar = fc.oneof(fc.constant(null), fc.constant(undefined), fc.boolean(), fc.integer(), fc.double(), fc.constantFrom(-1, 0, 1, 50, 200, 201, 1e20, -0));
-  const value = fc.oneof({ weight: 3, arbitrary: id }, { weight: 3, arbitrary: text }, { weight: 2, arbitrary: scalar }, { weight: 1, arbitrary: fc.array(scalar, { maxLength: 3 }) }, { weight: 1, arbitrary: fc.object({ maxDepth: 1 }) });
+  const scalar = fc.oneof(
+    fc.constant(null),
+    fc.constant(undefined),
+    fc.boolean(),
+    fc.integer(),
+    fc.double(),
+    fc.constantFrom(-1, 0, 1, 50, 200, 201, 1e20, -0),
+  );
+  const value = fc.oneof(
+    { weight: 3, arbitrary: id },
+    { weight: 3, arbitrary: text },
+    { weight: 2, arbitrary: scalar },
+    { weight: 1, arbitrary: fc.array(scalar, { maxLength: 3 }) },
+    { weight: 1, arbitrary: fc.object({ maxDepth: 1 }) },
+  );
   const targeted = fc.record(
     {
       conversationId: value,
@@ -100,7 +143,10 @@ function expectAckShape(ack: unknown, context: string) {
     expect(a.ok, context).toBe(false);
     expect(Object.keys(a).sort(), context).toEqual(['error', 'ok']);
     const error = a.error as Record<string, unknown>;
-    expect(Object.keys(error).filter((k) => !['code', 'message', 'retryAfterMs'].includes(k)), context).toEqual([]);
+    expect(
+      Object.keys(error).filter((k) => !['code', 'message', 'retryAfterMs'].includes(k)),
+      context,
+    ).toEqual([]);
     expect(SOCKET_ERROR_CODES, context).toContain(error.code);
     // INTERNAL is in the vocabulary, but no input of a client should produce one: it means an unchecked input.
     expect(error.code, context).not.toBe('INTERNAL');
@@ -117,13 +163,17 @@ describe('every event gets exactly one acknowledgement', () => {
     const watcher = await connectTab(B!.url, token, { name: 'watcher' });
     let emitted = 0;
     await fc.assert(
-      fc.asyncProperty(eventNames, fc.oneof(fc.constant([] as unknown[]), fc.tuple(payloads()), fc.tuple(payloads(), payloads())), async (event, args) => {
-        const context = `${event} ${JSON.stringify(args)?.slice(0, 300)}`;
-        emitted++;
-        const ack = await target.requestRaw(event, args, 15_000);
-        expectAckShape(ack, context);
-        if (!COMMANDS.includes(event)) expect((ack as { error: { code: string } }).error.code, context).toBe('VALIDATION');
-      }),
+      fc.asyncProperty(
+        eventNames,
+        fc.oneof(fc.constant([] as unknown[]), fc.tuple(payloads()), fc.tuple(payloads(), payloads())),
+        async (event, args) => {
+          const context = `${event} ${JSON.stringify(args)?.slice(0, 300)}`;
+          emitted++;
+          const ack = await target.requestRaw(event, args, 15_000);
+          expectAckShape(ack, context);
+          if (!COMMANDS.includes(event)) expect((ack as { error: { code: string } }).error.code, context).toBe('VALIDATION');
+        },
+      ),
       { numRuns: 200 },
     );
     // Every ack packet id arrived exactly once, one per emit (a second ack would be dropped by the client silently).
@@ -146,7 +196,11 @@ describe('every event gets exactly one acknowledgement', () => {
 
   it('events without an ack callback are ignored, and the socket goes on', async () => {
     const tab = await connectTab(cluster.nodes[0]!.url, token);
-    for (const event of [...COMMANDS, 'unknown']) (tab.socket as unknown as { emit(e: string, ...a: unknown[]): void }).emit(event, { content: 'no ack', clientMessageId: `noack-${event}` });
+    for (const event of [...COMMANDS, 'unknown'])
+      (tab.socket as unknown as { emit(e: string, ...a: unknown[]): void }).emit(event, {
+        content: 'no ack',
+        clientMessageId: `noack-${event}`,
+      });
     expect((await tab.request('conversation:list', {})).ok).toBe(true);
     // message:send without an ack stored nothing.
     const rows = await cluster.db.query("select id from messages where client_message_id like 'noack-%'");
@@ -186,4 +240,3 @@ describe('a packet over maxHttpBufferSize', () => {
     expect(rows).toEqual([]);
   });
 });
-

@@ -65,7 +65,11 @@ it('a reply whose node is SIGKILLed ends as failed INTERRUPTED on the surviving 
   // Within the bound (30 s by contract; ~2-3 s with REPLY_STALE_MS=2000), the survivor's tab learns of the failure.
   const failed = await onSurvivor.replyEnd(reply.id, 30_000);
   expect(failed).toMatchObject({ id: reply.id, status: 'failed', role: 'assistant', seq: reply.seq });
-  expect(failed.metadata).toMatchObject({ replyToId: first.message.id, model: 'echo', error: { code: 'INTERRUPTED', message: expect.any(String) } });
+  expect(failed.metadata).toMatchObject({
+    replyToId: first.message.id,
+    model: 'echo',
+    error: { code: 'INTERRUPTED', message: expect.any(String) },
+  });
   // The partial text it had saved is kept (at least what was saved before the kill; it may have saved more).
   expect(failed.content.startsWith(saved)).toBe(true);
   expect(FULL.startsWith(failed.content)).toBe(true);
@@ -73,7 +77,9 @@ it('a reply whose node is SIGKILLed ends as failed INTERRUPTED on the surviving 
   // And it is exactly the first metadata.deltaIndex deltas the tabs were streamed.
   const deltaIndex = failed.metadata!.deltaIndex as number;
   expect(joinFirst(onSurvivor.deltas(reply.id), deltaIndex)).toBe(failed.content);
-  const [row] = await cluster.db.query<{ status: string; content: string }>('select status, content from messages where id = $1', [reply.id]);
+  const [row] = await cluster.db.query<{ status: string; content: string }>('select status, content from messages where id = $1', [
+    reply.id,
+  ]);
   expect(row).toEqual({ status: 'failed', content: failed.content });
   const end2 = await onSurvivor.replyEnd(reply2.id, 30_000);
   expect(end2).toEqual(stopAck.data.message);
@@ -86,7 +92,11 @@ it('a reply whose node is SIGKILLed ends as failed INTERRUPTED on the surviving 
     [2, 'assistant', 'failed'],
   ]);
   // The conversation goes on, answered by the survivor.
-  const next = await back.ok('message:send', { conversationId: first.message.conversationId, content: 'still there?', clientMessageId: 'kill-3' });
+  const next = await back.ok('message:send', {
+    conversationId: first.message.conversationId,
+    content: 'still there?',
+    clientMessageId: 'kill-3',
+  });
   expect(next.message.seq).toBe(3);
   const nextReply = await back.replyEnd((await back.replyStart(next.message.id)).id);
   expect(nextReply).toMatchObject({ status: 'complete', content: 'Echo: still there?' });
@@ -100,4 +110,3 @@ function joinFirst(deltas: { index: number; text: string }[], n: number): string
     return text;
   }).join('');
 }
-

@@ -70,7 +70,9 @@ describe('ASSISTANT=openai', () => {
     expect(second.request.body).toMatchObject({ model: 'test-model', stream: true });
     const end = await onA.replyEnd(second.reply.id);
     expect(end.content).toBe('Second answer');
-    const [row] = await cluster.db.query<{ content: string; status: string }>('select content, status from messages where id = $1', [second.reply.id]);
+    const [row] = await cluster.db.query<{ content: string; status: string }>('select content, status from messages where id = $1', [
+      second.reply.id,
+    ]);
     expect(row).toEqual({ content: 'Second answer', status: 'complete' });
   });
 
@@ -100,7 +102,11 @@ describe('ASSISTANT=openai', () => {
     for (const tab of [onA, onB]) {
       const end = await tab.replyEnd(reply.id);
       expect(end).toMatchObject({ status: 'failed', content: '' });
-      expect(end.metadata).toMatchObject({ replyToId: message.id, model: 'test-model', error: { code: expect.any(String), message: expect.stringContaining('500') } });
+      expect(end.metadata).toMatchObject({
+        replyToId: message.id,
+        model: 'test-model',
+        error: { code: expect.any(String), message: expect.stringContaining('500') },
+      });
     }
     // The conversation goes on once upstream is back.
     sse.setScript({ chunks: ['back'] });
@@ -161,8 +167,11 @@ describe('a live reply whose upstream is slow to start', () => {
     const reply = await onA.replyStart(message.id);
     for (const tab of [onA, onB]) {
       const end = await tab.replyEnd(reply.id);
-      expect({ status: end.status, content: end.content, error: end.metadata?.error }).toEqual({ status: 'complete', content: 'finally', error: undefined });
+      expect({ status: end.status, content: end.content, error: end.metadata?.error }).toEqual({
+        status: 'complete',
+        content: 'finally',
+        error: undefined,
+      });
     }
   });
 });
-

@@ -55,7 +55,11 @@ it('40 concurrent sends from four tabs on two nodes get seq 1..40 with no gap, a
   // Every tab, on either node, received every message:created exactly once and matching the ack.
   const byId = new Map(acks.map((a) => [a.message.id, a.message]));
   for (const tab of tabs) {
-    const created = await tab.waitForCount<{ message: MessageDto }>('message:created', 40, (p) => p.message.conversationId === conversation.id);
+    const created = await tab.waitForCount<{ message: MessageDto }>(
+      'message:created',
+      40,
+      (p) => p.message.conversationId === conversation.id,
+    );
     expect(created).toHaveLength(40);
     expect(new Set(created.map((p) => p.message.seq)).size).toBe(40);
     for (const p of created) expect(p.message).toEqual(byId.get(p.message.id));
@@ -80,13 +84,23 @@ it("one user's unstorable message does not fail other users' sends committed at 
   const { conversation: badConversation } = await badTab.ok('conversation:create', {});
   // PostgreSQL text cannot hold U+0000: that message can never be stored. Sent amid a burst of valid sends.
   const acks = await Promise.all([
-    ...Array.from({ length: 10 }, (_, i) => goodTabs[i % 2]!.request('message:send', { conversationId: conversation.id, content: `good ${i}`, clientMessageId: `g-${i}` })),
+    ...Array.from({ length: 10 }, (_, i) =>
+      goodTabs[i % 2]!.request('message:send', { conversationId: conversation.id, content: `good ${i}`, clientMessageId: `g-${i}` }),
+    ),
     badTab.request('message:send', { conversationId: badConversation.id, content: 'bad \u0000 content', clientMessageId: 'bad-1' }),
-    ...Array.from({ length: 10 }, (_, i) => goodTabs[i % 2]!.request('message:send', { conversationId: conversation.id, content: `good ${10 + i}`, clientMessageId: `g-${10 + i}` })),
+    ...Array.from({ length: 10 }, (_, i) =>
+      goodTabs[i % 2]!.request('message:send', {
+        conversationId: conversation.id,
+        content: `good ${10 + i}`,
+        clientMessageId: `g-${10 + i}`,
+      }),
+    ),
   ]);
   const badAck = acks.splice(10, 1)[0]!;
   expect(badAck.ok).toBe(false);
   expect(acks.map((a) => (a.ok ? 'ok' : a.error.code))).toEqual(Array.from({ length: 20 }, () => 'ok'));
-  const rows = await cluster.db.query<{ seq: string }>('select seq from messages where conversation_id = $1 order by seq', [conversation.id]);
+  const rows = await cluster.db.query<{ seq: string }>('select seq from messages where conversation_id = $1 order by seq', [
+    conversation.id,
+  ]);
   expect(rows.map((r) => Number(r.seq))).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
 });

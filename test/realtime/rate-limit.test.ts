@@ -43,7 +43,10 @@ it('the 4th send within the window is RATE_LIMITED with retryAfterMs, counted ac
   });
   expect(rest.status).toBe(429);
   expect(Number(rest.headers.get('retry-after'))).toBeGreaterThan(0);
-  const rows = await cluster.db.query<{ client_message_id: string }>('select client_message_id from messages where conversation_id = $1 order by seq', [conversation.id]);
+  const rows = await cluster.db.query<{ client_message_id: string }>(
+    'select client_message_id from messages where conversation_id = $1 order by seq',
+    [conversation.id],
+  );
   expect(rows.map((r) => r.client_message_id)).toEqual(['rl-1', 'rl-2', 'rl-3']);
 
   // The limit is per user: another user is not affected.
@@ -59,7 +62,9 @@ it('four concurrent sends split over both nodes: exactly three are accepted', as
   const tabs = [await connectTab(A!.url, token), await connectTab(B!.url, token)];
   const { conversation } = await tabs[0]!.ok('conversation:create', {});
   const acks = await Promise.all(
-    [0, 1, 2, 3].map((i) => tabs[i % 2]!.request('message:send', { conversationId: conversation.id, content: `c${i}`, clientMessageId: `c-${i}` })),
+    [0, 1, 2, 3].map((i) =>
+      tabs[i % 2]!.request('message:send', { conversationId: conversation.id, content: `c${i}`, clientMessageId: `c-${i}` }),
+    ),
   );
   expect(acks.filter((a) => a.ok)).toHaveLength(3);
   expect(acks.filter((a) => !a.ok && a.error.code === 'RATE_LIMITED')).toHaveLength(1);

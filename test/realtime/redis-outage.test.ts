@@ -14,7 +14,10 @@ let A: ClusterNode;
 let B: ClusterNode;
 
 beforeAll(async () => {
-  proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379').port || 6379) });
+  proxy = await startTcpProxy({
+    host: '127.0.0.1',
+    port: Number(new URL(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379').port || 6379),
+  });
   cluster = await startCluster({ nodes: 1, env: { ASSISTANT: 'none' } });
   B = cluster.nodes[0]!;
   A = await cluster.addNode({ REDIS_URL: proxy.url });
@@ -48,10 +51,18 @@ it('local delivery goes on during the outage, cross-node delivery resumes after 
   expect(await status(`${B.url}/readyz`)).toBe(200);
 
   // On A: stored, acknowledged (the rate limit falls back to memory), and delivered to A's own tabs.
-  const duringA = await a1.ok('message:send', { conversationId: conversation.id, content: 'sent on A during the outage', clientMessageId: 'out-a' });
+  const duringA = await a1.ok('message:send', {
+    conversationId: conversation.id,
+    content: 'sent on A during the outage',
+    clientMessageId: 'out-a',
+  });
   for (const tab of [a1, a2]) await created(tab, duringA.message.id);
   // On B: the same for B's tabs.
-  const duringB = await b1.ok('message:send', { conversationId: conversation.id, content: 'sent on B during the outage', clientMessageId: 'out-b' });
+  const duringB = await b1.ok('message:send', {
+    conversationId: conversation.id,
+    content: 'sent on B during the outage',
+    clientMessageId: 'out-b',
+  });
   await created(b1, duringB.message.id);
 
   proxy.restore();
@@ -60,10 +71,19 @@ it('local delivery goes on during the outage, cross-node delivery resumes after 
   // Cross-node delivery resumes by itself, both ways (probes until one gets through: reconnects are not instant).
   let probe = 0;
   const through = async (from: typeof a1, to: typeof a1) =>
-    eventually(async () => {
-      const { message } = await from.ok('message:send', { conversationId: conversation.id, content: `probe ${probe}`, clientMessageId: `probe-${probe++}` });
-      return to.waitFor('message:created', (p: { message: MessageDto }) => p.message.id === message.id, 500).catch(() => undefined);
-    }, `delivery ${from.name} → ${to.name}`, 20_000, 0);
+    eventually(
+      async () => {
+        const { message } = await from.ok('message:send', {
+          conversationId: conversation.id,
+          content: `probe ${probe}`,
+          clientMessageId: `probe-${probe++}`,
+        });
+        return to.waitFor('message:created', (p: { message: MessageDto }) => p.message.id === message.id, 500).catch(() => undefined);
+      },
+      `delivery ${from.name} → ${to.name}`,
+      20_000,
+      0,
+    );
   await through(a1, b1);
   await through(b1, a1);
 
@@ -71,9 +91,13 @@ it('local delivery goes on during the outage, cross-node delivery resumes after 
   expect(b1.all('message:created', (p: { message: MessageDto }) => p.message.id === duringA.message.id)).toEqual([]);
   expect(a1.all('message:created', (p: { message: MessageDto }) => p.message.id === duringB.message.id)).toEqual([]);
   // ... and every tab repairs what it missed from the seqs it saw: history:get { after } from the last gap-free seq.
-  const lastSeq = Number((await cluster.db.query<{ last_seq: string }>('select last_seq from conversations where id = $1', [conversation.id]))[0]!.last_seq);
+  const lastSeq = Number(
+    (await cluster.db.query<{ last_seq: string }>('select last_seq from conversations where id = $1', [conversation.id]))[0]!.last_seq,
+  );
   for (const tab of [a1, a2, b1]) {
-    const seen = new Set(tab.all<{ message: MessageDto }>('message:created', (p) => p.message.conversationId === conversation.id).map((p) => p.message.seq));
+    const seen = new Set(
+      tab.all<{ message: MessageDto }>('message:created', (p) => p.message.conversationId === conversation.id).map((p) => p.message.seq),
+    );
     let contiguous = 0;
     while (seen.has(contiguous + 1)) contiguous++;
     const page = await tab.ok('history:get', { conversationId: conversation.id, after: contiguous, limit: 200 });

@@ -52,4 +52,3 @@ it("closing one node disconnects that node's tabs only; the others keep their se
   expect(bystander.connected).toBe(true);
   expect((await bystander.request('conversation:list', {})).ok).toBe(true);
 });
-

@@ -62,7 +62,9 @@ describe('assistant:stop', () => {
       expect(tab.deltas(reply.id)).toHaveLength(stopped.metadata!.deltaIndex as number);
       expect(tab.all('message:updated', (p: { message: MessageDto }) => p.message.id === reply.id)).toHaveLength(1);
     }
-    const [row] = await cluster.db.query<{ status: string; content: string }>('select status, content from messages where id = $1', [reply.id]);
+    const [row] = await cluster.db.query<{ status: string; content: string }>('select status, content from messages where id = $1', [
+      reply.id,
+    ]);
     expect(row).toEqual({ status: 'stopped', content: stopped.content });
     await expectNotRunning();
 
@@ -102,7 +104,7 @@ describe('assistant:stop', () => {
     await expectNotRunning();
   });
 
-  it('answers NOT_FOUND for a wrong conversation, a user message, another user\'s reply or an unknown id; a finished reply is answered as is', async () => {
+  it("answers NOT_FOUND for a wrong conversation, a user message, another user's reply or an unknown id; a finished reply is answered as is", async () => {
     const user = cluster.user('stop-nf');
     const other = cluster.user('stop-other');
     const tab = await connectTab(A, cluster.tokenFor(user));
@@ -145,7 +147,12 @@ describe('a tab that opens mid-reply', () => {
     expect(deltaIndex).toBeGreaterThan(0);
     // The stored text is exactly the first deltaIndex deltas.
     const streamed = [...first.deltas(start.id)].sort((a, b) => a.index - b.index);
-    expect(stored.content).toBe(streamed.slice(0, deltaIndex).map((d) => d.text).join(''));
+    expect(stored.content).toBe(
+      streamed
+        .slice(0, deltaIndex)
+        .map((d) => d.text)
+        .join(''),
+    );
     // What the late tab received from deltaIndex on continues the stored text with no gap or overlap.
     const received = new Map(late.deltas(start.id).map((d) => [d.index, d.text]));
     const total = end.metadata!.deltaIndex as number;

@@ -141,7 +141,11 @@ describe('commands and the followed view', () => {
     const content = words(300);
     const { conversation } = await chat.send({ content });
     await other.open(conversation.id);
-    const streaming = await until(chat, () => chat.messages(conversation.id).find((m) => m.role === 'assistant' && m.content.length > 0), 'first delta');
+    const streaming = await until(
+      chat,
+      () => chat.messages(conversation.id).find((m) => m.role === 'assistant' && m.content.length > 0),
+      'first delta',
+    );
     const { message } = await other.stop(conversation.id, streaming.id);
     expect(message.status).toBe('stopped');
     expect(echo(content).startsWith(message.content)).toBe(true);
@@ -330,4 +334,3 @@ describe('tokens', () => {
 });
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
-

@@ -6,7 +6,12 @@ import type { ConversationDto } from '../../src/shared/events.ts';
 
 const at = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s)).toISOString();
 const conv = (id: string, s: number, over: Partial<ConversationDto> = {}): ConversationDto => ({
-  id, title: id, lastSeq: 0, createdAt: at(0), updatedAt: at(s), ...over,
+  id,
+  title: id,
+  lastSeq: 0,
+  createdAt: at(0),
+  updatedAt: at(s),
+  ...over,
 });
 
 describe('ConversationList', () => {
@@ -51,8 +56,16 @@ describe('ConversationList', () => {
     const l = new ConversationList();
     l.upsert(conv('a', 1, { lastSeq: 2 }));
     const bumped = l.bump({
-      id: 'm', conversationId: 'a', seq: 3, role: 'user', status: 'complete', content: 'x', metadata: null,
-      clientMessageId: null, createdAt: at(9), updatedAt: at(9),
+      id: 'm',
+      conversationId: 'a',
+      seq: 3,
+      role: 'user',
+      status: 'complete',
+      content: 'x',
+      metadata: null,
+      clientMessageId: null,
+      createdAt: at(9),
+      updatedAt: at(9),
     });
     expect(bumped).toMatchObject({ lastSeq: 3, updatedAt: at(9) });
   });

@@ -10,8 +10,17 @@ import type { CommandName, CommandPayloads, CommandResults, ConversationDto, Mes
 const CID = 'c1';
 const at = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s)).toISOString();
 const msg = (seq: number, over: Partial<MessageDto> = {}): MessageDto => ({
-  id: `m${seq}`, conversationId: CID, seq, role: 'user', status: 'complete', content: `t${seq}`, metadata: null,
-  clientMessageId: null, createdAt: at(seq), updatedAt: at(seq), ...over,
+  id: `m${seq}`,
+  conversationId: CID,
+  seq,
+  role: 'user',
+  status: 'complete',
+  content: `t${seq}`,
+  metadata: null,
+  clientMessageId: null,
+  createdAt: at(seq),
+  updatedAt: at(seq),
+  ...over,
 });
 
 function fakeServer(stored: MessageDto[], conversations: ConversationDto[] = []) {
@@ -19,7 +28,9 @@ function fakeServer(stored: MessageDto[], conversations: ConversationDto[] = [])
   const PAGE = 2;
   const conv = (): ConversationDto => ({ id: CID, title: null, lastSeq: stored.length, createdAt: at(0), updatedAt: at(stored.length) });
   const handle = async (event: CommandName, payload: any): Promise<any> => {
-    calls.push(`${event}${payload.after !== undefined ? ` after ${payload.after}` : ''}${payload.before !== undefined ? ` before ${payload.before}` : ''}`);
+    calls.push(
+      `${event}${payload.after !== undefined ? ` after ${payload.after}` : ''}${payload.before !== undefined ? ` before ${payload.before}` : ''}`,
+    );
     await Promise.resolve();
     if (event === 'conversation:list') return { conversations, nextCursor: null };
     if (event !== 'history:get') throw new Error(`unexpected ${event}`);
@@ -59,7 +70,12 @@ describe('Sync', () => {
     // The page ending at 6 said hasMore: 7 is known, but more may follow it, so one more page is asked for.
     expect(calls).toEqual(['history:get', 'history:get after 2', 'history:get after 4', 'history:get after 7']);
     expect(emitted).toEqual([7, 3, 4, 5, 6]);
-    expect(sync.view(CID)!.messages().map((m) => m.seq)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(
+      sync
+        .view(CID)!
+        .messages()
+        .map((m) => m.seq),
+    ).toEqual([1, 2, 3, 4, 5, 6, 7]);
   });
 
   it('events arriving while open() waits for its page are kept and deduplicated against it', async () => {

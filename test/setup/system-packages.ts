@@ -29,7 +29,9 @@ export default function setup(): void {
   if (missing.length === 0) return;
   const names = missing.map((p) => p.name);
   if (process.getuid?.() !== 0) {
-    console.warn(`\n[tests] ${names.join(' and ')} missing; the tests that need them will fail. Install them: sudo apt-get install -y ${names.join(' ')}\n`);
+    console.warn(
+      `\n[tests] ${names.join(' and ')} missing; the tests that need them will fail. Install them: sudo apt-get install -y ${names.join(' ')}\n`,
+    );
     return;
   }
   console.log(`\n[tests] installing ${names.join(' and ')} from Debian's packages (needed by ${missing.map((p) => p.folder).join(', ')})`);

@@ -63,7 +63,10 @@ describe('a batch of appends', () => {
     // Written in one statement: one timestamp for the whole batch, the one each answer carries.
     expect(new Set(stored.map((m) => m.created_at.toISOString())).size).toBe(1);
     expect(stored[0]!.created_at.toISOString()).toBe(a.message.createdAt);
-    const mine = await db.query<{ seq: string; content: string }>('select seq, content from messages where conversation_id = $1 order by seq', [conversation.id]);
+    const mine = await db.query<{ seq: string; content: string }>(
+      'select seq, content from messages where conversation_id = $1 order by seq',
+      [conversation.id],
+    );
     expect(mine).toEqual([
       { seq: '1', content: 'alone' },
       { seq: '2', content: 'a' },
@@ -100,15 +103,15 @@ describe('a batch of appends', () => {
         metadata: { model: 'test-model', replyToId: sent.data.message.id },
       });
       // Told to the tabs right after the message itself.
-      expect(sent.broadcasts.filter((b) => b.event === 'message:created').map((b) => (b.payload as { message: { id: string } }).message.id)).toEqual([
-        sent.data.message.id,
-        sent.data.reply!.id,
-      ]);
+      expect(
+        sent.broadcasts.filter((b) => b.event === 'message:created').map((b) => (b.payload as { message: { id: string } }).message.id),
+      ).toEqual([sent.data.message.id, sent.data.reply!.id]);
     }
     expect([fresh.data.message.seq, fresh.data.reply!.seq]).toEqual([1, 2]);
-    const rows = await db.query<{ conversation_id: string; last_seq: string }>('select id as conversation_id, last_seq from conversations where id = any($1) order by last_seq', [
-      [conversation.id, fresh.data.conversation.id],
-    ]);
+    const rows = await db.query<{ conversation_id: string; last_seq: string }>(
+      'select id as conversation_id, last_seq from conversations where id = any($1) order by last_seq',
+      [[conversation.id, fresh.data.conversation.id]],
+    );
     expect(rows.map((r) => r.last_seq)).toEqual(['2', '6']);
     // A repeat stores nothing, and the reply of the first attempt is found by its message.
     const again = await messages.append(owner, { conversationId: conversation.id, content: 'x', clientMessageId: 'replies-x', reply });
@@ -146,7 +149,9 @@ describe('a batch of appends', () => {
     const runs = async () => {
       const rows = await node.gateway.orm.em
         .fork()
-        .execute<{ runs: string }[]>("select generic_plans + custom_plans as runs from pg_prepared_statements where name = 'chat_append_batch_v2'");
+        .execute<{ runs: string }[]>(
+          "select generic_plans + custom_plans as runs from pg_prepared_statements where name = 'chat_append_batch_v2'",
+        );
       return rows.map((r) => Number(r.runs));
     };
     const { conversation } = (await conversations.create('batch-prepared', { title: 'p' })).data;

@@ -10,9 +10,7 @@ let nodes: StartedGateway[];
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  nodes = await Promise.all(
-    [1, 2, 3, 4].map((i) => startGateway({ DATABASE_URL: db.url, NODE_ID: `node-${i}`, DB_POOL_MAX: '5' })),
-  );
+  nodes = await Promise.all([1, 2, 3, 4].map((i) => startGateway({ DATABASE_URL: db.url, NODE_ID: `node-${i}`, DB_POOL_MAX: '5' })));
 });
 
 afterAll(async () => {
@@ -71,7 +69,10 @@ describe('idempotent append: 50 concurrent retries of one clientMessageId', () =
     expect(new Set(results.map((r) => r.data.message.id)).size).toBe(1);
     expect(new Set(results.map((r) => r.data.conversation.id)).size).toBe(1);
     expect(results.filter((r) => !r.data.duplicate)).toHaveLength(1);
-    const convs = await rows<{ id: string; title: string; last_seq: string }>('select id, title, last_seq from conversations where user_id = $1', [userId]);
+    const convs = await rows<{ id: string; title: string; last_seq: string }>(
+      'select id, title, last_seq from conversations where user_id = $1',
+      [userId],
+    );
     expect(convs).toEqual([{ id: results[0]!.data.conversation.id, title: 'start here', last_seq: '1' }]);
     const msgs = await rows('select id from messages where user_id = $1', [userId]);
     expect(msgs).toHaveLength(1);
@@ -114,13 +115,17 @@ describe('seq under load: 200 concurrent appends into one conversation', () => {
     }
   });
 
-  it('keeps every conversation\'s seq independent when several are written at once', async () => {
+  it("keeps every conversation's seq independent when several are written at once", async () => {
     const userId = 'conc-multi';
     const services = nodes[1]!.gateway.services;
     const convs = await Promise.all([0, 1, 2, 3].map((i) => services.conversations.create(userId, { title: `c${i}` })));
     await Promise.all(
       Array.from({ length: 80 }, (_, i) =>
-        nodes[i % 4]!.gateway.services.messages.append(userId, { conversationId: convs[i % 4]!.data.conversation.id, content: `m${i}`, clientMessageId: `multi-${i}` }),
+        nodes[i % 4]!.gateway.services.messages.append(userId, {
+          conversationId: convs[i % 4]!.data.conversation.id,
+          content: `m${i}`,
+          clientMessageId: `multi-${i}`,
+        }),
       ),
     );
     const seqs = await rows<{ conversation_id: string; seqs: number[]; last_seq: number }>(

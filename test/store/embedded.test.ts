@@ -72,9 +72,11 @@ describe('embedded PGlite on disk', () => {
 
     // Erasure cascades in PGlite as in PostgreSQL.
     expect((await alice.delete('/api/me')).status).toBe(204);
-    const left = await gw.gateway.orm.em.fork().execute<{ n: number }[]>(
-      `select (select count(*) from conversations where user_id = 'embedded-alice')::int + (select count(*) from messages where user_id = 'embedded-alice')::int as n`,
-    );
+    const left = await gw.gateway.orm.em
+      .fork()
+      .execute<{ n: number }[]>(
+        `select (select count(*) from conversations where user_id = 'embedded-alice')::int + (select count(*) from messages where user_id = 'embedded-alice')::int as n`,
+      );
     expect(left[0]!.n).toBe(0);
   });
 });

@@ -21,13 +21,18 @@ async function schemaFacts(db: TestDatabase) {
   const indexes = await db.query<{ name: string; def: string }>(
     `select indexname as name, indexdef as def from pg_indexes where schemaname = 'public' and tablename in ('conversations', 'messages') order by indexname`,
   );
-  return { constraints: Object.fromEntries(constraints.map((c) => [c.name, c.def])), indexes: Object.fromEntries(indexes.map((i) => [i.name, i.def])) };
+  return {
+    constraints: Object.fromEntries(constraints.map((c) => [c.name, c.def])),
+    indexes: Object.fromEntries(indexes.map((i) => [i.name, i.def])),
+  };
 }
 
 function expectFullSchema(facts: Awaited<ReturnType<typeof schemaFacts>>) {
   expect(facts.constraints).toMatchObject({
     conversations_user_id_foreign: expect.stringMatching(/FOREIGN KEY \(user_id\) REFERENCES users\(id\) ON DELETE CASCADE/),
-    messages_conversation_id_foreign: expect.stringMatching(/FOREIGN KEY \(conversation_id\) REFERENCES conversations\(id\) ON DELETE CASCADE/),
+    messages_conversation_id_foreign: expect.stringMatching(
+      /FOREIGN KEY \(conversation_id\) REFERENCES conversations\(id\) ON DELETE CASCADE/,
+    ),
     messages_conversation_id_seq_unique: 'UNIQUE (conversation_id, seq)',
     messages_role_check: expect.stringMatching(/role.*user.*assistant.*system/),
     messages_status_check: expect.stringMatching(/status.*complete.*streaming.*stopped.*failed/),
@@ -118,7 +123,11 @@ describe('the migration CLI (npm run migrate / migrate:down)', () => {
     const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: db.url };
     delete env.PGLITE_DIR;
     return new Promise((resolve, reject) => {
-      const child = spawn(cmd, [...argv, 'run', script, ...(args.length ? ['--', ...args] : [])], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(cmd, [...argv, 'run', script, ...(args.length ? ['--', ...args] : [])], {
+        cwd: root,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d) => (stdout += d));

@@ -17,7 +17,9 @@ it('refuses appends past the queue bound with UNAVAILABLE and stores exactly the
   const userId = 'overload-user';
   const { conversation } = (await services.conversations.create(userId, {})).data;
   const results = await Promise.allSettled(
-    Array.from({ length: 40 }, (_, i) => messages.append(userId, { conversationId: conversation.id, content: `m${i}`, clientMessageId: `o-${i}` })),
+    Array.from({ length: 40 }, (_, i) =>
+      messages.append(userId, { conversationId: conversation.id, content: `m${i}`, clientMessageId: `o-${i}` }),
+    ),
   );
   const accepted = results.filter((r) => r.status === 'fulfilled');
   const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -32,6 +34,8 @@ it('refuses appends past the queue bound with UNAVAILABLE and stores exactly the
     [conversation.id],
   );
   expect(stored.map((r) => Number(r.seq))).toEqual(Array.from({ length: accepted.length }, (_, i) => i + 1));
-  const acceptedIds = accepted.map((r) => (r as PromiseFulfilledResult<{ data: { message: { clientMessageId: string | null } } }>).value.data.message.clientMessageId);
+  const acceptedIds = accepted.map(
+    (r) => (r as PromiseFulfilledResult<{ data: { message: { clientMessageId: string | null } } }>).value.data.message.clientMessageId,
+  );
   expect(new Set(stored.map((r) => r.client_message_id))).toEqual(new Set(acceptedIds));
 });

@@ -69,8 +69,6 @@ export function loadConfig(env: NodeJS.ProcessEnv): TodoMcpConfig {
     port: e.PORT,
     host: e.HOST,
     token: { secret: e.MCP_TOKEN_SECRET, audience: e.MCP_AUDIENCE },
-    database: e.DATABASE_URL
-      ? { url: e.DATABASE_URL, schema: e.DATABASE_SCHEMA }
-      : { pgliteDir: e.PGLITE_DIR, schema: e.DATABASE_SCHEMA },
+    database: e.DATABASE_URL ? { url: e.DATABASE_URL, schema: e.DATABASE_SCHEMA } : { pgliteDir: e.PGLITE_DIR, schema: e.DATABASE_SCHEMA },
   };
 }

@@ -58,10 +58,10 @@ export class TaskStore {
   /** Oldest first, at most `limit` tasks; `truncated` says whether more exist. */
   async list(userId: string, status: TaskStatus, limit: number): Promise<{ tasks: Task[]; truncated: boolean }> {
     const filter = status === 'all' ? '' : `and completed = ${status === 'completed'}`;
-    const rows = await this.#sql.query<TaskRow>(
-      `select ${COLUMNS} from ${this.#table} where user_id = $1 ${filter} order by id limit $2`,
-      [userId, limit + 1],
-    );
+    const rows = await this.#sql.query<TaskRow>(`select ${COLUMNS} from ${this.#table} where user_id = $1 ${filter} order by id limit $2`, [
+      userId,
+      limit + 1,
+    ]);
     return { tasks: rows.slice(0, limit).map(toTask), truncated: rows.length > limit };
   }
 
@@ -93,10 +93,10 @@ export class TaskStore {
 
   /** Returns the task as it was, so the caller can say what was deleted. */
   async remove(userId: string, id: number): Promise<Task | undefined> {
-    const rows = await this.#sql.query<TaskRow>(
-      `delete from ${this.#table} where user_id = $1 and id = $2 returning ${COLUMNS}`,
-      [userId, id],
-    );
+    const rows = await this.#sql.query<TaskRow>(`delete from ${this.#table} where user_id = $1 and id = $2 returning ${COLUMNS}`, [
+      userId,
+      id,
+    ]);
     return rows[0] && toTask(rows[0]);
   }
 }

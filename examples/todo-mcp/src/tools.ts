@@ -26,12 +26,7 @@ const TaskOut = z.object({
 });
 export type TaskOut = z.infer<typeof TaskOut>;
 
-const taskId = z
-  .number()
-  .int()
-  .min(1)
-  .max(MAX_TASK_ID)
-  .describe('The id of the task, as returned by add_task or list_tasks.');
+const taskId = z.number().int().min(1).max(MAX_TASK_ID).describe('The id of the task, as returned by add_task or list_tasks.');
 const title = z.string().trim().min(1).max(TITLE_MAX);
 const description = z.string().trim().max(DESCRIPTION_MAX);
 
