@@ -50,6 +50,10 @@ const EnvSchema = z.object({
   // A dead node's reply must be marked failed within 30 s; the sweep runs every third of this bound.
   REPLY_STALE_MS: int(15_000, 500).pipe(z.number().max(22_000)),
   CHAT_TIMEOUT_MS: int(60_000, 1),
+  // A write that cannot commit within this bound answers UNAVAILABLE (PostgreSQL's statement and lock timeouts too).
+  WRITE_TIMEOUT_MS: int(5_000, 100),
+  REDIS_COMMAND_TIMEOUT_MS: int(1_000, 50),
+  SYNC_SPREAD_MS: int(3_000, 0),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -91,6 +95,12 @@ export interface GatewayConfig {
     maxSocketsPerUser: number;
   };
   shutdownTimeoutMs: number;
+  /** Longest a write may wait to commit before it answers UNAVAILABLE; also PostgreSQL's statement and lock timeouts. */
+  writeTimeoutMs: number;
+  /** Longest a Redis command may wait for its answer (a hung Redis must not hold a send). */
+  redisCommandTimeoutMs: number;
+  /** After lost fan-out, tabs are asked to catch up within this many ms, each at a random moment. */
+  syncSpreadMs: number;
 }
 
 /** Reads the environment once, at start-up; a bad value stops the process with a clear message. */
@@ -138,5 +148,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, makeDemoSecret?
       maxSocketsPerUser: e.MAX_SOCKETS_PER_USER,
     },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    writeTimeoutMs: e.WRITE_TIMEOUT_MS,
+    redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
+    syncSpreadMs: e.SYNC_SPREAD_MS,
   };
 }

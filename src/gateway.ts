@@ -13,18 +13,19 @@ import { createSendMessage, type SendMessage } from './chat/send-message.ts';
 import type { GatewayConfig } from './config.ts';
 import { conversationRoutes } from './conversations/conversation.routes.ts';
 import { createConversationService, type ConversationService } from './conversations/conversation.service.ts';
-import { initOrm, pingDatabase } from './db/orm.ts';
+import { watchDatabase } from './db/health.ts';
+import { initOrm } from './db/orm.ts';
 import type { Orm } from './db/types.ts';
 import { entities } from './entities.ts';
 import { createHttpApp } from './http/app.ts';
-import type { ReadinessCheck } from './http/ops.routes.ts';
+import { readinessOf } from './http/ops.routes.ts';
 import { createSendLimiter } from './limits/send-limiter.ts';
 import { createMessageService, DEFAULT_BATCHING, type MessageService } from './messages/message.service.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { serveChatNamespace } from './realtime/chat-namespace.ts';
 import { createFanout, type Fanout } from './realtime/fanout.ts';
-import { createRedisClients, pingRedis } from './realtime/redis.ts';
+import { createRedisClients } from './realtime/redis.ts';
 import { createSocketServer, type SocketServer } from './realtime/socket-server.ts';
 import { waitAtMost } from './shared/time-bounds.ts';
 import { userRoutes } from './users/user.routes.ts';
@@ -69,10 +70,12 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     databaseUrl: config.databaseUrl,
     pgliteDir: config.pgliteDir,
     poolMax: config.dbPoolMax,
+    statementTimeoutMs: config.writeTimeoutMs,
     migrate: config.migrateOnStart,
     log,
   });
-  const redis = config.redisUrl ? createRedisClients(config.redisUrl, log, metrics) : undefined;
+  const redis = config.redisUrl ? createRedisClients(config.redisUrl, { commandTimeoutMs: config.redisCommandTimeoutMs, log, metrics }) : undefined;
+  const database = watchDatabase(orm, { intervalMs: 1000, timeoutMs: Math.min(1500, config.writeTimeoutMs), log });
   const verifyToken = createTokenVerifier(config.auth);
   let closing = false;
   const isClosing = () => closing;
@@ -86,7 +89,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     redisPrefix: config.redisPrefix,
     log,
   });
-  const fanout = createFanout(sockets.nsp, { peers: Boolean(redis) });
+  const fanout = createFanout(sockets.nsp, { redis, syncSpreadMs: config.syncSpreadMs, metrics, log });
   const publish = fanout.publish;
 
   const deps = { orm, log };
@@ -94,7 +97,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   const messages = createMessageService({
     ...deps,
     metrics,
-    batching: { ...DEFAULT_BATCHING, concurrency: config.appendConcurrency, maxQueued: config.appendQueueMax },
+    batching: { ...DEFAULT_BATCHING, concurrency: config.appendConcurrency, maxQueued: config.appendQueueMax, timeoutMs: config.writeTimeoutMs },
   });
   const users = createUserService(deps);
   const assistant = createAssistant({
@@ -103,6 +106,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     store: createReplyStore(orm),
     publish,
     stopElsewhere: fanout.stopElsewhere,
+    databaseHealthyForMs: database.healthyForMs,
     metrics,
     log,
     timing: replyTiming(config.assistant.staleMs, options.assistantTiming),
@@ -114,12 +118,11 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     redis: redis?.commands,
     prefix: config.redisPrefix,
   });
-  const sendMessage = createSendMessage({ limiter, messages, assistant, publish, log });
+  const sendMessage = createSendMessage({ limiter, messages, assistant, publish, log, writeTimeoutMs: config.writeTimeoutMs });
 
   const { maxMessageChars } = config;
   const httpInflight = { count: 0 };
-  const readiness: Record<string, ReadinessCheck> = { database: () => pingDatabase(orm) };
-  if (redis) readiness.redis = () => pingRedis(redis.commands);
+  const readiness = readinessOf({ database, oldestWriteMs: messages.oldestWriteMs, writeTimeoutMs: config.writeTimeoutMs, redis, isClosing });
   const app = createHttpApp({
     api: [
       { path: '/conversations', router: conversationRoutes({ conversations, publish, maxMessageChars }) },
@@ -134,7 +137,6 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     maxMessageChars,
     metricsToken: config.metricsToken,
     readiness,
-    isClosing,
     inflight: httpInflight,
   });
   const chat = serveChatNamespace(sockets.nsp, {
@@ -159,6 +161,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     while ((chat.inflight.count > 0 || httpInflight.count > 0) && Date.now() < deadline) await sleep(20);
     await assistant.drain(Math.max(0, deadline - Date.now()));
     chat.stop();
+    database.stop();
     await sockets.close();
     httpServer.closeAllConnections();
     await redis?.close();

@@ -27,6 +27,12 @@ export interface AssistantDeps {
   stopElsewhere?: (messageId: string) => Promise<MessageDto | undefined>;
   metrics: Metrics;
   log: Logger;
+  /**
+   * How long this node has reached the database without a break. A reply whose saves stopped because the
+   * database was away is alive, not interrupted: the sweeper only judges replies once its own node has reached
+   * the database for a whole staleness period, by which time every live node has saved its replies again.
+   */
+  databaseHealthyForMs: () => number;
   timing?: Partial<AssistantTiming>;
 }
 
@@ -119,6 +125,7 @@ export function createAssistant(deps: AssistantDeps) {
   }
 
   async function sweep() {
+    if (deps.databaseHealthyForMs() < timing.staleMs) return;
     try {
       const interrupted = await deps.store.failStale(timing.staleMs);
       for (const { userId, message } of interrupted) {
@@ -151,6 +158,9 @@ export function createAssistant(deps: AssistantDeps) {
       const all = () => Promise.allSettled([...replies]);
       await waitAtMost(all(), timeoutMs);
       for (const reply of running.values()) reply.stop('shutdown');
+      // A reply still retrying its end (the database away) gets a moment more, then is left to a surviving node.
+      await waitAtMost(all(), 1000);
+      for (const reply of running.values()) reply.abandon();
       await all();
     },
     get runningCount() {

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Publisher } from '../shared/broadcast.ts';
@@ -31,6 +32,10 @@ export interface ReplyDeps {
 
 type EndReason = 'stopped' | 'shutdown' | 'superseded';
 
+/** Backoff of the retried save of a reply's end. */
+const END_RETRY_FIRST_MS = 250;
+const END_RETRY_MAX_MS = 5_000;
+
 /** One streaming assistant reply: its deltas, its saved partial text, and its end. */
 export class Reply {
   /** Resolves with the ended reply (undefined if another node or the sweeper ended it first). */
@@ -45,6 +50,8 @@ export class Reply {
   private saving: Promise<void> = Promise.resolve();
   private endReason: EndReason | undefined;
   private readonly controller = new AbortController();
+  private readonly abandonController = new AbortController();
+  private readonly abandoned = this.abandonController.signal;
   private readonly metadata: Record<string, unknown>;
 
   private readonly d: ReplyDeps;
@@ -101,11 +108,34 @@ export class Reply {
 
     const processingTimeMs = Math.round(performance.now() - this.d.startedAt);
     const metadata = { ...this.metadata, deltaIndex: this.deltas, processingTimeMs, ...(error ? { error } : {}) };
-    const ended = await store.finish(message.id, status, metadata, this.text);
+    const ended = await this.saveEnd(status, metadata);
     if (!ended) return this.d.find(this.d.userId, message.id);
     this.d.metrics.assistantTotal.observe({ status }, processingTimeMs / 1000);
     this.d.publish([{ userId: this.d.userId, event: 'message:updated', payload: { message: ended } }]);
     return ended;
+  }
+
+  /**
+   * Saves the reply's end with its whole text. A database that is away for a moment must not lose it: the tabs
+   * have been shown that text, and the sweeper would otherwise end the reply as interrupted with only what was
+   * saved before. So the save is retried, backing off, for as long as this node lives (shutdown gives up on it).
+   */
+  private async saveEnd(status: 'complete' | 'stopped' | 'failed', metadata: Record<string, unknown>): Promise<MessageDto | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.d.store.finish(this.d.message.id, status, metadata, this.text);
+      } catch (err) {
+        if (this.abandoned.aborted) throw err;
+        if (attempt === 0) this.d.log.warn({ messageId: this.d.message.id, err: (err as Error).message }, 'could not save the end of a reply; retrying');
+        const backoffMs = Math.min(END_RETRY_MAX_MS, END_RETRY_FIRST_MS * 2 ** attempt);
+        await sleep(backoffMs, undefined, { signal: this.abandoned }).catch(() => undefined);
+      }
+    }
+  }
+
+  /** Shutdown's last word: stop retrying the end (the sweeper of a surviving node ends the reply with its saved text). */
+  abandon(): void {
+    this.abandonController.abort();
   }
 
   private push(chunk: string) {

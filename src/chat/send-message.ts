@@ -2,8 +2,10 @@ import type { Assistant } from '../assistant/assistant.ts';
 import type { SendLimiter } from '../limits/send-limiter.ts';
 import type { AppendResult, MessageService } from '../messages/message.service.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { Publisher } from '../shared/broadcast.ts';
+import type { Outcome, Publisher } from '../shared/broadcast.ts';
+import { ErrorCode, GatewayError } from '../shared/errors.ts';
 import type { MessageDto } from '../shared/events.ts';
+import { withTimeout } from '../shared/time-bounds.ts';
 
 export interface SendInput {
   /** Absent: a new conversation is started, titled from the content. */
@@ -30,6 +32,8 @@ export interface SendMessageDeps {
   assistant: Assistant;
   publish: Publisher;
   log: Logger;
+  /** How long a send may wait for its commit before it answers UNAVAILABLE (the outcome then unknown to the client). */
+  writeTimeoutMs: number;
 }
 
 /**
@@ -37,24 +41,33 @@ export interface SendMessageDeps {
  * limit, the append (acknowledged only once committed), then, after the door has answered, the broadcast and
  * the assistant's reply.
  */
-export function createSendMessage({ limiter, messages, assistant, publish, log }: SendMessageDeps) {
+export function createSendMessage({ limiter, messages, assistant, publish, log, writeTimeoutMs }: SendMessageDeps) {
+  function announcer(userId: string, outcome: Outcome<AppendResult>) {
+    return () => {
+      publish(outcome.broadcasts);
+      // On a repeat replyTo finds the reply stored with the first attempt and waits for it or returns it.
+      return assistant.replyTo(userId, outcome.data.message, outcome.data.reply).catch((err) => {
+        log.error({ err, messageId: outcome.data.message.id }, 'assistant reply could not start');
+        return null;
+      });
+    };
+  }
+
   return async function sendMessage(userId: string, input: SendInput): Promise<Sent> {
     await limiter.consume(userId);
     // The reply is stored with the message: acknowledged together, so no acknowledged message is left without one.
-    const outcome = await messages.append(userId, { ...input, reply: assistant.newReply() });
+    const appending = messages.append(userId, { ...input, reply: assistant.newReply() });
+    const outcome = await withTimeout(appending, writeTimeoutMs, () => {
+      // The client hears UNAVAILABLE and retries with the same key. Should the write commit after all, its tabs
+      // still hear of it and its reply still runs, here, as if it had been answered in time.
+      appending.then((late) => void announcer(userId, late)(), () => undefined);
+      return new GatewayError(ErrorCode.UNAVAILABLE, 'the database did not commit the message in time; retry with the same clientMessageId', {
+        retryAfterMs: 1000,
+      });
+    });
     // A repeat stored nothing: it must not cost the user a send.
     if (outcome.data.duplicate) await limiter.refund(userId);
-    return {
-      data: outcome.data,
-      announce() {
-        publish(outcome.broadcasts);
-        // On a repeat replyTo finds the reply stored with the first attempt and waits for it or returns it.
-        return assistant.replyTo(userId, outcome.data.message, outcome.data.reply).catch((err) => {
-          log.error({ err, messageId: outcome.data.message.id }, 'assistant reply could not start');
-          return null;
-        });
-      },
-    };
+    return { data: outcome.data, announce: announcer(userId, outcome) };
   };
 }
 

@@ -17,6 +17,12 @@ export interface DatabaseOptions {
   pgliteDir: string;
   /** Pool size for PostgreSQL. */
   poolMax?: number;
+  /**
+   * Bounds on every statement of the serving pool (not of migrations, which may rightly take long): PostgreSQL
+   * cancels a statement that runs, or waits for a lock, longer than this, and the driver gives up on an answer
+   * that does not come a little after that (a server that hangs cannot cancel anything).
+   */
+  statementTimeoutMs?: number;
   debug?: boolean;
 }
 
@@ -53,6 +59,10 @@ export function ormConfig(options: DatabaseOptions): Options {
       // Prepared statements go out under their names (prepared.ts).
       driverOptions: {
         connectionTimeoutMillis: 3_000,
+        // A peer that vanished without closing (a host down, a cut network) is noticed by TCP keep-alive.
+        keepAlive: true,
+        keepAliveInitialDelayMillis: 10_000,
+        ...statementBounds(options.statementTimeoutMs),
         onPoolCreated: (pool: Pool) => namePreparedStatements(pool),
       },
     });
@@ -62,4 +72,14 @@ export function ormConfig(options: DatabaseOptions): Options {
     driver: PgliteDriver as unknown as Options['driver'],
     dbName: options.pgliteDir,
   });
+}
+
+function statementBounds(timeoutMs: number | undefined) {
+  if (!timeoutMs) return {};
+  return {
+    statement_timeout: timeoutMs,
+    lock_timeout: timeoutMs,
+    idle_in_transaction_session_timeout: timeoutMs * 2,
+    query_timeout: timeoutMs + 2_000,
+  };
 }

@@ -34,7 +34,7 @@ async function migrateUnderLock(options: DatabaseOptions, log: Logger) {
   await client.connect();
   try {
     await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
-    const orm = await MikroORM.init({ ...ormConfig(options), pool: { min: 0, max: 1 } });
+    const orm = await MikroORM.init({ ...ormConfig({ ...options, statementTimeoutMs: undefined }), pool: { min: 0, max: 1 } });
     try {
       await runMigrations(orm, log);
     } finally {
@@ -46,7 +46,7 @@ async function migrateUnderLock(options: DatabaseOptions, log: Logger) {
   }
 }
 
-/** A cheap round trip for /readyz, bounded so a dead database answers quickly. */
+/** A cheap round trip, bounded so a dead or hung database answers quickly. */
 export async function pingDatabase(orm: Orm, timeoutMs = 1500): Promise<void> {
   await withTimeout(orm.em.fork().execute('select 1'), timeoutMs, () => new Error('database ping timed out'));
 }

@@ -6,7 +6,7 @@ import type { AuthConfig } from '../auth/keys.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { errorHandler, notFoundRoute } from './errors.ts';
-import { opsRoutes, type ReadinessCheck } from './ops.routes.ts';
+import { opsRoutes, type Readiness } from './ops.routes.ts';
 import { staticRoutes } from './static.routes.ts';
 
 /** A feature's router and where it is mounted under `/api` (every route there needs a bearer token). */
@@ -24,8 +24,7 @@ export interface HttpAppOptions {
   log: Logger;
   maxMessageChars: number;
   metricsToken?: string;
-  readiness: Record<string, ReadinessCheck>;
-  isClosing: () => boolean;
+  readiness: () => Readiness;
   /** Requests in progress, so shutdown can let them finish. */
   inflight: { count: number };
 }
@@ -43,7 +42,7 @@ export function createHttpApp(o: HttpAppOptions): Express {
 
   app.use(
     mounted(''),
-    opsRoutes({ checks: o.readiness, metrics: o.metrics, metricsToken: o.metricsToken, log: o.log, isClosing: o.isClosing }),
+    opsRoutes({ readiness: o.readiness, metrics: o.metrics, metricsToken: o.metricsToken }),
   );
   // With a key configured the demo endpoint does not exist: 404, token or not.
   app.use('/api/demo', mounted('/api/demo'), o.auth.demo ? demoRoutes(o.auth) : notFoundRoute);

@@ -1,39 +1,50 @@
 import { Router } from 'express';
-import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { bearerToken } from '../auth/jwt.ts';
 import { timingSafeEqual } from 'node:crypto';
 
-export type ReadinessCheck = () => Promise<void>;
+/** What /readyz answers: whether this node can serve, and the state of each dependency. */
+export interface Readiness {
+  ready: boolean;
+  status: 'ready' | 'closing' | 'unavailable';
+  checks: Record<string, string>;
+}
 
-/** Liveness, readiness (every dependency answers) and Prometheus metrics. */
-export function opsRoutes(opts: {
-  checks: Record<string, ReadinessCheck>;
-  metrics: Metrics;
-  metricsToken?: string;
-  log: Logger;
+export interface ReadinessSources {
+  database: { readonly up: boolean };
+  /** How long the oldest write in flight has been waiting for its commit. */
+  oldestWriteMs: () => number;
+  writeTimeoutMs: number;
+  redis?: { degraded(): boolean };
   isClosing: () => boolean;
-}): Router {
+}
+
+/**
+ * Ready means this node can serve: the database answers, and writes commit within their bound (a lock held for
+ * long holds every write: that node is not ready, though its pings answer). Redis away is reported, but the node
+ * stays ready: it still serves its own sockets, and a balancer that took every node out would serve no one.
+ */
+export function readinessOf(o: ReadinessSources): () => Readiness {
+  return () => {
+    const database = !o.database.up ? 'unavailable' : o.oldestWriteMs() > o.writeTimeoutMs ? 'writes_stalled' : 'ok';
+    const checks: Record<string, string> = { database };
+    if (o.redis) checks.redis = o.redis.degraded() ? 'degraded' : 'ok';
+    const closing = o.isClosing();
+    const ready = !closing && database === 'ok';
+    return { ready, status: closing ? 'closing' : ready ? 'ready' : 'unavailable', checks };
+  };
+}
+
+/** Liveness, readiness (answered from state kept up to date elsewhere, no round trip per probe) and Prometheus metrics. */
+export function opsRoutes(opts: { readiness: () => Readiness; metrics: Metrics; metricsToken?: string }): Router {
   const router = Router();
   router.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
 
-  router.get('/readyz', async (_req, res) => {
-    const results = await Promise.all(
-      Object.entries(opts.checks).map(async ([name, check]) => {
-        try {
-          await check();
-          return [name, 'ok'] as const;
-        } catch (err) {
-          opts.log.warn({ check: name, err: (err as Error).message }, 'readiness check failed');
-          return [name, 'unavailable'] as const;
-        }
-      }),
-    );
-    const checks = Object.fromEntries(results);
-    const ready = !opts.isClosing() && results.every(([, r]) => r === 'ok');
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : opts.isClosing() ? 'closing' : 'unavailable', checks });
+  router.get('/readyz', (_req, res) => {
+    const { ready, status, checks } = opts.readiness();
+    res.status(ready ? 200 : 503).json({ status, checks });
   });
 
   router.get('/metrics', async (req, res) => {

@@ -41,6 +41,13 @@ interface Pending {
   request: AppendRequest;
   resolve: (result: Appended) => void;
   reject: (err: unknown) => void;
+  queuedAt: number;
+}
+
+/** A batch sent to the database; `stalled` once it has run longer than the write bound. */
+interface Running {
+  startedAt: number;
+  stalled: boolean;
 }
 
 export interface BatcherOptions {
@@ -50,7 +57,16 @@ export interface BatcherOptions {
   maxBatch: number;
   /** Most appends waiting for a transaction; past it a send is refused at once rather than queued for seconds. */
   maxQueued: number;
+  /**
+   * The write bound. An append still queued after this long is refused (it was never sent, so nothing of it is
+   * stored). A batch that has run this long (a row lock held elsewhere, a database that does not answer) stops
+   * holding its place, so the batches behind it go on; PostgreSQL's own timeouts end it soon after.
+   */
+  timeoutMs: number;
 }
+
+/** Batches past the write bound that may still be running: past this many, appends are refused at once. */
+const MAX_STALLED = 4;
 
 const MAX_ATTEMPTS = 4;
 
@@ -128,35 +144,80 @@ const APPEND = preparedStatement(
  */
 export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
   const queue: Pending[] = [];
+  /** Batches holding one of the `concurrency` places. */
   let inFlight = 0;
+  const running = new Set<Running>();
+  let stalled = 0;
+  let watchdog: NodeJS.Timeout | undefined;
   // What every batch's statement runs on. It maps no entities and starts no transaction, so one fork serves every
   // batch and never grows; a fork, not the root manager, which would run the statement in whatever transaction
   // the caller that started the pump happens to be in.
   const writer = orm.em.fork();
 
   function append(request: AppendRequest): Promise<Appended> {
-    if (queue.length >= options.maxQueued) {
-      // Overloaded: a client waiting past its ack timeout would retry on top of the backlog.
+    if (queue.length >= options.maxQueued || stalled >= MAX_STALLED) {
+      // Overloaded, or the database is not committing: a client waiting past its ack timeout would retry on top of
+      // the backlog, and work piled up here would all fail together anyway.
       return Promise.reject(new GatewayError(ErrorCode.UNAVAILABLE, 'the gateway is overloaded; retry shortly', { retryAfterMs: 1000 }));
     }
     return new Promise((resolve, reject) => {
-      queue.push({ request, resolve, reject });
+      queue.push({ request, resolve, reject, queuedAt: performance.now() });
       pump();
+      watch();
     });
   }
 
   function pump() {
     while (inFlight < options.concurrency && queue.length > 0) {
       const batch = queue.splice(0, options.maxBatch);
+      const run: Running = { startedAt: performance.now(), stalled: false };
+      running.add(run);
       inFlight++;
-      void commit(batch).finally(() => {
-        inFlight--;
+      void commit(batch, run.startedAt + options.timeoutMs).finally(() => {
+        running.delete(run);
+        if (run.stalled) stalled--;
+        else inFlight--;
         pump();
       });
     }
   }
 
-  async function commit(batch: Pending[]) {
+  /** Enforces the write bound; runs only while there is work. */
+  function watch() {
+    watchdog ??= setInterval(
+      () => {
+        const now = performance.now();
+        // First in, first out: the appends waiting longest are at the head.
+        while (queue.length > 0 && now - queue[0]!.queuedAt > options.timeoutMs) {
+          queue.shift()!.reject(new GatewayError(ErrorCode.UNAVAILABLE, 'the database did not take the write in time; retry shortly', { retryAfterMs: 1000 }));
+        }
+        for (const run of running) {
+          if (!run.stalled && now - run.startedAt > options.timeoutMs) {
+            run.stalled = true;
+            inFlight--;
+            stalled++;
+          }
+        }
+        pump();
+        if (queue.length === 0 && running.size === 0) {
+          clearInterval(watchdog);
+          watchdog = undefined;
+        }
+      },
+      Math.max(25, Math.floor(options.timeoutMs / 5)),
+    );
+    watchdog.unref();
+  }
+
+  /** How long the oldest batch in flight has been running (0 when none is): a hung database shows here first. */
+  function oldestWriteMs(): number {
+    let oldest = 0;
+    const now = performance.now();
+    for (const run of running) oldest = Math.max(oldest, now - run.startedAt);
+    return oldest;
+  }
+
+  async function commit(batch: Pending[], deadline: number) {
     // Optimistic about idempotency keys: retries are rare, so a batch first writes without looking them up.
     // A key already stored makes the insert fail on the unique index; the batch then rolls back and is
     // written again, looking its keys up first. One round trip less per batch in the usual case.
@@ -172,13 +233,13 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
         });
         return;
       } catch (err) {
-        const retryable =
-          err instanceof UniqueConstraintViolationException || err instanceof DeadlockException || err instanceof LockWaitTimeoutException;
+        // A lock that was not granted within the bound (lock_timeout) would not be granted on a retry either.
+        const retryable = err instanceof UniqueConstraintViolationException || err instanceof DeadlockException;
         if (err instanceof UniqueConstraintViolationException) lookUpKeys = true;
-        if (retryable && attempt < MAX_ATTEMPTS) continue;
+        if (retryable && attempt < MAX_ATTEMPTS && performance.now() < deadline) continue;
         if (batch.length > 1 && !isDatabaseUnavailable(err)) {
           // One append's failure must not fail the others: commit each on its own, so only the culprit fails.
-          await Promise.all(batch.map((p) => commit([p])));
+          await Promise.all(batch.map((p) => commit([p], deadline)));
         } else {
           for (const p of batch) p.reject(err);
         }
@@ -337,7 +398,7 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
     return found;
   }
 
-  return { append };
+  return { append, oldestWriteMs };
 }
 
 /**

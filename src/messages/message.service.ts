@@ -38,7 +38,7 @@ export interface HistoryQuery {
 }
 
 const TITLE_FROM_CONTENT_CHARS = 80;
-export const DEFAULT_BATCHING: BatcherOptions = { concurrency: 1, maxBatch: 256, maxQueued: 5000 };
+export const DEFAULT_BATCHING: BatcherOptions = { concurrency: 1, maxBatch: 256, maxQueued: 5000, timeoutMs: 5000 };
 
 export function createMessageService({
   orm,
@@ -133,7 +133,7 @@ export function createMessageService({
     return message ? toMessageDto(message) : undefined;
   }
 
-  return { append, history, find, findReply };
+  return { append, history, find, findReply, oldestWriteMs: batcher.oldestWriteMs };
 }
 
 export type MessageService = ReturnType<typeof createMessageService>;

@@ -72,6 +72,23 @@ export function createMetrics(nodeId: string) {
       buckets: latencyBuckets,
       registers: [registry],
     }),
+    redisConnected: new Gauge({
+      name: 'chat_redis_connected',
+      help: 'Whether each Redis connection (pub, sub, commands) is up: 0 means fan-out between nodes is degraded',
+      labelNames: ['client'] as const,
+      registers: [registry],
+    }),
+    redisPublishesLost: new Counter({
+      name: 'chat_redis_publishes_lost_total',
+      help: 'Broadcasts to other nodes that Redis did not take (their tabs are told to catch up once it does)',
+      registers: [registry],
+    }),
+    syncRequired: new Counter({
+      name: 'chat_sync_required_total',
+      help: 'Times tabs were told to catch up after lost fan-out, by scope (this node, or every node)',
+      labelNames: ['scope'] as const,
+      registers: [registry],
+    }),
     adapterErrors: new Counter({
       name: 'chat_adapter_errors_total',
       help: 'Errors of the Redis adapter and Redis clients',

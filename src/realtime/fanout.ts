@@ -1,12 +1,33 @@
+import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import type { Broadcast } from '../shared/broadcast.ts';
-import { userRoom, type MessageDto } from '../shared/events.ts';
+import { userRoom, type MessageDto, type SyncRequired } from '../shared/events.ts';
+import type { RedisClients } from './redis.ts';
 import type { ChatNamespace } from './types.ts';
 
 /**
  * How the gateway reaches a user's tabs and the other nodes: through the namespace's adapter (Redis between nodes,
  * memory on one). Nothing here knows which node holds which socket.
  */
-export function createFanout(nsp: ChatNamespace, o: { peers: boolean }) {
+export function createFanout(nsp: ChatNamespace, o: { redis?: RedisClients; syncSpreadMs: number; metrics: Metrics; log: Logger }) {
+  // The Redis pub/sub adapter delivers at most once: what a broken connection dropped is gone, silently. Tabs repair
+  // a gap they can see (a seq missing) by themselves; these tell them to look when they cannot see it (the last
+  // events of a conversation lost, a reply's end lost).
+  o.redis?.onRecovery(({ client, lostPublishes }) => {
+    const sync: SyncRequired = { reason: 'fanout_interrupted', spreadMs: o.syncSpreadMs };
+    if (client === 'sub') {
+      // This node heard nothing from the others meanwhile: its own tabs may have missed anything.
+      nsp.local.emit('sync:required', sync);
+      o.metrics.syncRequired.inc({ scope: 'node' });
+      o.log.warn({ sockets: nsp.sockets.size, spreadMs: sync.spreadMs }, 'redis subscriber back: this node\'s tabs told to catch up');
+    } else {
+      // The other nodes heard nothing of this one's publishes that were dropped, whichever users they were for.
+      nsp.emit('sync:required', sync);
+      o.metrics.syncRequired.inc({ scope: 'cluster' });
+      o.log.warn({ lostPublishes, spreadMs: sync.spreadMs }, 'redis publisher back: every node\'s tabs told to catch up');
+    }
+  });
+
   return {
     /** Sends committed changes to every tab of their user, on every node. */
     publish(broadcasts: Broadcast[]) {
@@ -19,7 +40,7 @@ export function createFanout(nsp: ChatNamespace, o: { peers: boolean }) {
       nsp.in(userRoom(userId)).disconnectSockets(true);
     },
     /** Asks the other nodes to stop a reply; resolves with the stopped reply from the node that ran it. */
-    stopElsewhere: o.peers
+    stopElsewhere: o.redis
       ? async (messageId: string): Promise<MessageDto | undefined> => {
           // A node that does not answer in time (it died) leaves the answers of the others in err.responses.
           const answers: (MessageDto | null)[] = await nsp

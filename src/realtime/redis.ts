@@ -3,46 +3,120 @@ import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { waitAtMost, withTimeout } from '../shared/time-bounds.ts';
 
+type ClientName = 'pub' | 'sub' | 'commands';
+
+/** A connection that lost traffic and is back: the subscriber missed what was published meanwhile; the publisher dropped `lostPublishes`. */
+export interface Recovery {
+  client: 'pub' | 'sub';
+  lostPublishes: number;
+}
+
 export interface RedisClients {
   /** Publishes adapter broadcasts; never queues while Redis is away. */
   pub: Redis;
   /** Subscribes for the adapter; resubscribes by itself after a reconnect. */
   sub: Redis;
-  /** Rate limits and readiness pings; fails fast while Redis is away. */
+  /** Rate limits; fails fast while Redis is away. */
   commands: Redis;
+  /** True while any of the three is not connected: fan-out between nodes is degraded, local delivery goes on. */
+  degraded(): boolean;
+  /** Called when traffic was lost and the connection that lost it is back (see realtime/fanout.ts). */
+  onRecovery(listener: (recovery: Recovery) => void): void;
   close(): Promise<void>;
 }
 
 /**
  * Redis connections for one node. While Redis is down, ioredis would buffer every command in memory without
- * bound; `enableOfflineQueue: false` makes commands fail at once instead, so an outage cannot eat the heap.
- * The adapter publishes without awaiting, so a failed publish must be caught here or it would be an unhandled
- * rejection that ends the process: local delivery goes on, and tabs on other nodes catch up by seq.
+ * bound; `enableOfflineQueue: false` makes commands fail at once instead, so an outage cannot eat the heap, and
+ * `commandTimeout` makes a Redis that hangs (no answers, connection open) fail them too, so that it cannot hold a
+ * send. The adapter publishes without awaiting, so a failed publish is caught here (else an unhandled rejection
+ * would end the process) and counted: once the publisher works again, the tabs of every node are told to catch up.
  */
-export function createRedisClients(url: string, log: Logger, metrics: Metrics): RedisClients {
-  const base = { maxRetriesPerRequest: 1, retryStrategy: (times: number) => Math.min(times * 200, 2000) };
-  const pub = guardPublishes(new Redis(url, { ...base, enableOfflineQueue: false, connectionName: 'chat-pub' }), log, metrics);
+export function createRedisClients(url: string, o: { commandTimeoutMs: number; log: Logger; metrics: Metrics }): RedisClients {
+  const base = {
+    maxRetriesPerRequest: 1,
+    retryStrategy: (times: number) => Math.min(times * 200, 2000),
+    // A peer gone without closing (host down, network cut) is noticed by TCP keep-alive.
+    keepAlive: 10_000,
+  };
+  const pub = new Redis(url, { ...base, enableOfflineQueue: false, commandTimeout: o.commandTimeoutMs, connectionName: 'chat-pub' });
   // The subscriber keeps its queue and waits for Redis however long it takes: it only ever holds the adapter's
   // few SUBSCRIBE commands of start-up (the sharded adapter runs in static mode for this), and dropping one
   // would leave the node deaf to the others for good, or end it (the adapter does not catch the rejection).
   const sub = new Redis(url, { ...base, maxRetriesPerRequest: null, connectionName: 'chat-sub' });
-  const commands = new Redis(url, { ...base, enableOfflineQueue: false, connectionName: 'chat-cmd' });
-  for (const [name, client] of Object.entries({ pub, sub, commands })) {
-    let down = false;
-    client.on('error', (err: Error) => {
-      metrics.adapterErrors.inc({ client: name });
-      if (!down) log.warn({ client: name, err: err.message }, 'redis connection error');
-      down = true;
-    });
+  const commands = new Redis(url, { ...base, enableOfflineQueue: false, commandTimeout: o.commandTimeoutMs, connectionName: 'chat-cmd' });
+  const listeners: ((r: Recovery) => void)[] = [];
+  const recovered = (r: Recovery) => {
+    for (const listener of listeners) listener(r);
+  };
+
+  const clients: Record<ClientName, Redis> = { pub, sub, commands };
+  const down = new Map<ClientName, number>();
+  let lostPublishes = 0;
+  for (const [name, client] of Object.entries(clients) as [ClientName, Redis][]) {
+    o.metrics.redisConnected.set({ client: name }, 0);
+    const lost = (err?: Error) => {
+      if (err) o.metrics.adapterErrors.inc({ client: name });
+      o.metrics.redisConnected.set({ client: name }, 0);
+      if (down.has(name) || client.status === 'wait') return;
+      down.set(name, performance.now());
+      o.log.warn({ client: name, err: err?.message }, 'redis connection lost: fan-out between nodes is degraded, local delivery goes on');
+    };
+    client.on('error', lost);
+    client.on('close', () => lost());
     client.on('ready', () => {
-      if (down) log.info({ client: name }, 'redis connection restored');
-      down = false;
+      o.metrics.redisConnected.set({ client: name }, 1);
+      const since = down.get(name);
+      if (since === undefined) return;
+      down.delete(name);
+      const lostNow = name === 'pub' ? takeLost() : 0;
+      o.log.warn({ client: name, downForMs: Math.round(performance.now() - since), publishesLost: lostNow }, 'redis connection restored');
+      if (name === 'sub') {
+        // Answered after the SUBSCRIBE commands ioredis sends on reconnecting: from then on nothing is missed.
+        setImmediate(() => sub.ping().then(() => recovered({ client: 'sub', lostPublishes: 0 }), () => undefined));
+      } else if (name === 'pub' && lostNow > 0) {
+        recovered({ client: 'pub', lostPublishes: lostNow });
+      }
     });
   }
+
+  function takeLost() {
+    const n = lostPublishes;
+    lostPublishes = 0;
+    return n;
+  }
+
+  for (const method of ['publish', 'spublish'] as const) {
+    const original = pub[method].bind(pub) as (...args: unknown[]) => Promise<number>;
+    (pub as unknown as Record<string, unknown>)[method] = (...args: unknown[]) =>
+      original(...args).then(
+        (n) => {
+          // A publisher that timed out without losing its connection (a Redis that hung, then answered again).
+          if (lostPublishes > 0 && !down.has('pub')) {
+            const lostNow = takeLost();
+            o.log.warn({ client: 'pub', publishesLost: lostNow }, 'redis publishes go through again');
+            recovered({ client: 'pub', lostPublishes: lostNow });
+          }
+          return n;
+        },
+        (err: Error) => {
+          lostPublishes++;
+          o.metrics.adapterErrors.inc({ client: 'pub' });
+          o.metrics.redisPublishesLost.inc();
+          o.log.debug({ err: err.message }, 'redis publish dropped');
+          return 0;
+        },
+      );
+  }
+
   return {
     pub,
     sub,
     commands,
+    degraded: () => Object.values(clients).some((c) => c.status !== 'ready'),
+    onRecovery(listener) {
+      listeners.push(listener);
+    },
     async close() {
       // QUIT waits for a connection; while Redis is away there is none to wait for, so the wait is bounded.
       await waitAtMost(Promise.allSettled([pub.quit(), sub.quit(), commands.quit()]), 1000);
@@ -51,19 +125,6 @@ export function createRedisClients(url: string, log: Logger, metrics: Metrics): 
       commands.disconnect();
     },
   };
-}
-
-function guardPublishes(client: Redis, log: Logger, metrics: Metrics): Redis {
-  for (const method of ['publish', 'spublish'] as const) {
-    const original = client[method].bind(client) as (...args: unknown[]) => Promise<number>;
-    (client as unknown as Record<string, unknown>)[method] = (...args: unknown[]) =>
-      original(...args).catch((err: Error) => {
-        metrics.adapterErrors.inc({ client: 'pub' });
-        log.debug({ err: err.message }, 'redis publish dropped');
-        return 0;
-      });
-  }
-  return client;
 }
 
 export async function pingRedis(client: Redis, timeoutMs = 1500): Promise<void> {
