@@ -33,7 +33,10 @@ export class ChatClient {
         });
     });
     this.connection = new Connection(options, this.events, (reconnected) => reconnected && this.sync.catchUp());
-    this.sync = new Sync(this.connection, this.events);
+    this.sync = new Sync(this.connection, this.events, {
+      staleStreamMs: options.staleStreamMs,
+      online: () => this.connection.socket.connected,
+    });
     this.filterIncoming = options.filterIncoming;
     this.socket = this.connection.socket;
     const s = this.socket;
@@ -44,6 +47,7 @@ export class ChatClient {
     s.on('message:updated', (p) => this.incoming('message:updated', p));
     s.on('message:delta', (p) => this.incoming('message:delta', p));
     s.on('auth:expired', (p) => this.incoming('auth:expired', p));
+    s.on('sync:required', (p) => this.incoming('sync:required', p));
     if (options.autoConnect !== false) this.connection.connect();
   }
 
@@ -95,6 +99,7 @@ export class ChatClient {
    */
   close(): void {
     this.connection.close();
+    this.sync.close();
   }
 
   // ---- commands: each resolves with its ack's data or rejects with a ChatError -------------------------------
@@ -274,7 +279,8 @@ export class ChatClient {
   }
 
   /**
-   * Resolves once the background work in flight (gap fills, reconnect catch-up) has finished.
+   * Resolves once the background work in flight (gap fills, reconnect catch-up, a catch-up the server asked for
+   * with `sync:required`, including its random pause) has finished.
    *
    * @example
    * await chat.synced();

@@ -5,6 +5,8 @@
  * The view holds a window of the conversation: `firstSeq` is the oldest seq it was loaded from (older pages extend
  * it), `lastSeq` the highest seq such that every message in `firstSeq..lastSeq` is known. A stored message above
  * `lastSeq + 1` means something was missed in between (a dropped broadcast): `gap()` says what to fetch.
+ * A message still streaming may also have moved on unseen (its deltas and final `message:updated` lost):
+ * `fillAfter()` reaches back to re-read those too.
  */
 import type { MessageDelta, MessageDto, Status } from '../shared/events.ts';
 
@@ -45,10 +47,11 @@ export const deltaCount = (m: MessageDto): number => {
 };
 
 /**
- * Whether `incoming` should replace `stored` (two versions of the same message).
- * A final status beats streaming; between two final versions the later `updatedAt` wins; between two streaming
- * versions the one holding more deltas wins (the local copy often holds more than the last persisted snapshot).
- * Ties keep the stored version, so a duplicate is never reported as a change.
+ * Whether `incoming` should replace `stored` (two versions of the same message): whether it is later in the
+ * message's life. A final status beats streaming; between two final versions the later `updatedAt` wins; between
+ * two streaming versions the one holding more deltas wins, then the one with more text, then the later `updatedAt`.
+ * The local copy counts the deltas it applied, so it is often ahead of the last persisted snapshot, and a re-read
+ * then leaves it as it is. Ties keep the stored version, so a duplicate is never reported as a change.
  */
 export function supersedes(incoming: MessageDto, stored: MessageDto): boolean {
   const inFinal = isFinal(incoming);
@@ -56,8 +59,9 @@ export function supersedes(incoming: MessageDto, stored: MessageDto): boolean {
   if (inFinal !== storedFinal) return inFinal;
   const newer = Date.parse(incoming.updatedAt) - Date.parse(stored.updatedAt);
   if (inFinal) return newer > 0;
-  const more = deltaCount(incoming) - deltaCount(stored);
-  return more > 0 || (more === 0 && newer > 0);
+  // A streaming text only grows, so with equal delta counts the longer one is the fuller snapshot.
+  const further = deltaCount(incoming) - deltaCount(stored) || incoming.content.length - stored.content.length;
+  return further > 0 || (further === 0 && newer > 0);
 }
 
 /**
@@ -77,6 +81,8 @@ export class ConversationView {
   private start: number | undefined;
   private contiguousTo = 0;
   private maxSeq = 0;
+  /** Seqs of the held messages not yet final: the ones a fill must read again. */
+  private readonly unsettled = new Set<number>();
   private sorted: MessageDto[] | undefined;
   /** Whether messages older than `firstSeq` exist on the server. */
   hasOlder = false;
@@ -118,6 +124,19 @@ export class ConversationView {
   gap(): number | null {
     if (this.start === undefined) return null;
     return this.maxSeq > this.contiguousTo ? this.contiguousTo : null;
+  }
+
+  /**
+   * The `after` of a fill's next `history:get`: `lastSeq`, or lower, so that the page brings again the held messages
+   * still streaming at or below `lastSeq` — their later versions (more text, the final status) may have been missed,
+   * and their seq already counts in `lastSeq`. `from`: seqs up to it were already read in this fill (a fill pages
+   * on from there). Undefined while loading.
+   */
+  fillAfter(from = 0): number | undefined {
+    if (this.start === undefined) return undefined;
+    let after = this.contiguousTo;
+    for (const seq of this.unsettled) if (seq > from && seq <= after) after = seq - 1;
+    return Math.max(after, from);
   }
 
   /**
@@ -169,16 +188,14 @@ export class ConversationView {
     const stored = this.bySeq.get(message.seq) ?? this.get(message.id);
     if (stored) {
       if (stored.id !== message.id || !supersedes(message, stored)) return null;
-      this.bySeq.set(stored.seq, message);
-      this.sorted = undefined;
+      this.store(stored.seq, message);
       return message;
     }
     // Older than the window (a view followed from a send): loadOlder brings those, in pages without holes.
     if (this.start !== undefined && message.seq < this.start) return null;
-    this.bySeq.set(message.seq, message);
+    this.store(message.seq, message);
     this.seqById.set(message.id, message.seq);
     this.maxSeq = Math.max(this.maxSeq, message.seq);
-    this.sorted = undefined;
     this.advance();
     return message;
   }
@@ -203,6 +220,13 @@ export class ConversationView {
     this.bySeq.set(stored.seq, message);
     this.sorted = undefined;
     return { kind: 'applied', message };
+  }
+
+  private store(seq: number, message: MessageDto): void {
+    this.bySeq.set(seq, message);
+    if (isFinal(message)) this.unsettled.delete(seq);
+    else this.unsettled.add(seq);
+    this.sorted = undefined;
   }
 
   private advance(): void {

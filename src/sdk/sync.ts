@@ -1,22 +1,37 @@
 /**
  * Keeps the local views consistent with the server: applies notifications and acks, follows conversations, and
- * repairs what was lost (seq gaps, deltas of unknown messages, everything missed while disconnected) with
- * `history:get { after }`. The rules themselves live in conversation-view.ts and conversation-list.ts.
+ * repairs what was lost (seq gaps, deltas of unknown messages, everything missed while disconnected or while the
+ * server's fan-out was interrupted, streaming replies that went quiet) with `history:get { after }`. The rules
+ * themselves live in conversation-view.ts, conversation-list.ts and quiet-streams.ts.
  */
 import type { CommandName, CommandPayloads, CommandResults, ConversationDto, MessageDelta, MessageDto } from '../shared/events.ts';
 import { ConversationList } from './conversation-list.ts';
 import { ConversationView } from './conversation-view.ts';
 import type { Emitter } from './emitter.ts';
 import { ChatError } from './errors.ts';
+import { QuietStreams } from './quiet-streams.ts';
 import type { ChatClientEvents, IncomingNotification } from './types.ts';
 
 /** `history:get` page size for gap fills and catch-up (the contract's maximum). */
 const FILL_LIMIT = 200;
+const DEFAULT_STALE_STREAM_MS = 5000;
+/**
+ * A `sync:required` pause is never longer than this, whatever `spreadMs` says: a catch-up later than that no longer
+ * repairs anything in time, and timers beyond 2^31 ms fire at once.
+ */
+const MAX_SPREAD_MS = 60_000;
 
 /** How sync reaches the server: a command, and the same retried while its outcome is unknown. */
 export interface Commands {
   command<K extends CommandName>(event: K, payload: CommandPayloads[K]): Promise<CommandResults[K]>;
   retrying<K extends CommandName>(event: K, payload: CommandPayloads[K]): Promise<CommandResults[K]>;
+}
+
+export interface SyncOptions {
+  /** See `ChatClientOptions.staleStreamMs`. */
+  staleStreamMs?: number;
+  /** Whether commands can reach the server now (default: always). */
+  online?: () => boolean;
 }
 
 export class Sync {
@@ -32,12 +47,21 @@ export class Sync {
   /** clientMessageIds of sends awaiting their ack: their conversation is followed from their `message:created`. */
   private readonly pendingSends = new Set<string>();
   private readonly background = new Set<Promise<void>>();
+  private readonly quiet: QuietStreams;
+  /** The one timer of the quiet-stream re-reads, set only while a followed message streams. */
+  private quietTimer?: ReturnType<typeof setTimeout>;
+  /** The pause before the catch-up a `sync:required` asked for. */
+  private resync?: { timer: ReturnType<typeof setTimeout>; settle: () => void };
+  private stopped = false;
   private readonly server: Commands;
   private readonly events: Emitter<ChatClientEvents>;
+  private readonly online: () => boolean;
 
-  constructor(server: Commands, events: Emitter<ChatClientEvents>) {
+  constructor(server: Commands, events: Emitter<ChatClientEvents>, options: SyncOptions = {}) {
     this.server = server;
     this.events = events;
+    this.online = options.online ?? (() => true);
+    this.quiet = new QuietStreams(options.staleStreamMs ?? DEFAULT_STALE_STREAM_MS);
   }
 
   view(conversationId: string): ConversationView | undefined {
@@ -57,6 +81,8 @@ export class Sync {
         return this.message(payload.message, false);
       case 'message:delta':
         return this.delta(payload);
+      case 'sync:required':
+        return this.required(payload.spreadMs);
     }
   }
 
@@ -79,6 +105,7 @@ export class Sync {
     }
     const changed = view.loaded || this.opening.has(view.conversationId) ? view.apply(message) : view.seed(message);
     if (changed) this.events.emit('message', changed);
+    this.heard(view.get(message.id));
     this.repairIfGap(view);
   }
 
@@ -97,6 +124,8 @@ export class Sync {
   forget(conversationId: string): void {
     this.views.delete(conversationId);
     this.opened.delete(conversationId);
+    this.quiet.forget(conversationId);
+    this.scheduleQuiet();
   }
 
   open(conversationId: string): Promise<readonly MessageDto[]> {
@@ -111,7 +140,7 @@ export class Sync {
       try {
         const page = await this.server.retrying('history:get', { conversationId });
         this.conversation(page.conversation);
-        view.applyPage(page, 'latest');
+        for (const m of view.applyPage(page, 'latest')) this.heard(m);
         if (this.views.get(conversationId) === view) {
           this.opened.add(conversationId);
           this.repairIfGap(view);
@@ -137,11 +166,18 @@ export class Sync {
     if (!view || !this.opened.has(conversationId)) return this.open(conversationId);
     if (!view.hasOlder || view.firstSeq === undefined) return [];
     const page = await this.server.command('history:get', { conversationId, before: view.firstSeq, limit });
-    return view.applyPage(page, 'older');
+    const older = view.applyPage(page, 'older');
+    for (const m of older) this.heard(m);
+    return older;
   }
 
-  /** After a reconnect: what every followed conversation missed, and the refreshed conversation list. */
+  /**
+   * After a reconnect or a `sync:required`: what every followed conversation missed (including the later versions
+   * of the messages it holds still streaming), and the refreshed conversation list.
+   */
   catchUp(): void {
+    // This catch-up reads everything the pending one would have.
+    this.cancelResync();
     for (const view of this.views.values()) if (view.loaded) this.track(this.fill(view.conversationId));
     this.track(this.refreshList());
   }
@@ -150,16 +186,81 @@ export class Sync {
     while (this.background.size > 0) await Promise.allSettled([...this.background]);
   }
 
+  /** The client was closed: no more timers. Work in flight ends by itself (its commands fail `DISCONNECTED`). */
+  close(): void {
+    this.stopped = true;
+    this.cancelResync();
+    clearTimeout(this.quietTimer);
+    this.quietTimer = undefined;
+  }
+
   private delta(delta: MessageDelta): void {
     const view = this.views.get(delta.conversationId);
     if (!view) return;
     const outcome = view.applyDelta(delta);
+    // Even a duplicate or an early delta says the reply is alive: only silence makes it quiet.
+    if (outcome.kind !== 'unknown') this.heard(view.get(delta.messageId));
     if (outcome.kind === 'applied') return this.events.emit('delta', delta, outcome.message);
     // 'ahead': earlier deltas were lost; the text stays as is until message:updated brings all of it.
     if (outcome.kind === 'unknown' && view.loaded && !this.missed.has(delta.messageId)) {
       this.missed.add(delta.messageId);
       this.track(this.fill(view.conversationId));
     }
+  }
+
+  /**
+   * `sync:required`: events for this tab may have been lost. The catch-up waits a random pause of up to
+   * `spreadMs`, so that every tab of a node does not ask at once; those arriving during the pause join it.
+   */
+  private required(spreadMs: number): void {
+    if (this.resync || this.stopped) return;
+    const spread = Number.isFinite(spreadMs) ? Math.min(Math.max(spreadMs, 0), MAX_SPREAD_MS) : 0;
+    // Tracked, so that synced() also waits for the pause and the catch-up it starts.
+    this.track(
+      new Promise<void>((settle) => {
+        const timer = setTimeout(() => {
+          this.resync = undefined;
+          // Offline, the catch-up after the reconnect does the same.
+          if (this.online()) this.catchUp();
+          settle();
+        }, Math.random() * spread);
+        this.resync = { timer, settle };
+      }),
+    );
+  }
+
+  private cancelResync(): void {
+    if (!this.resync) return;
+    clearTimeout(this.resync.timer);
+    this.resync.settle();
+    this.resync = undefined;
+  }
+
+  /** A held message was heard of: its quiet-stream clock restarts while it streams, and stops once it is final. */
+  private heard(message: MessageDto | undefined): void {
+    if (!message) return;
+    this.quiet.note(message, Date.now());
+    this.scheduleQuiet();
+  }
+
+  /** One timer for the whole client, due when the first streaming message goes quiet; none while nothing streams. */
+  private scheduleQuiet(): void {
+    const next = this.stopped ? undefined : this.quiet.nextDue();
+    if (next === undefined) {
+      clearTimeout(this.quietTimer);
+      this.quietTimer = undefined;
+    } else if (this.quietTimer === undefined) {
+      // Clocks only move forward, so the timer fires early at worst, and is then set again for what is due.
+      this.quietTimer = setTimeout(() => this.rereadQuiet(), Math.max(0, next - Date.now()));
+    }
+  }
+
+  private rereadQuiet(): void {
+    this.quietTimer = undefined;
+    const due = this.quiet.due(Date.now());
+    // Offline, a read would only time out; the catch-up after the reconnect reads them again anyway.
+    if (this.online()) for (const conversationId of due) this.track(this.fill(conversationId));
+    this.scheduleQuiet();
   }
 
   private repairIfGap(view: ConversationView): void {
@@ -178,8 +279,9 @@ export class Sync {
   }
 
   /**
-   * Fetches `history:get { after: lastSeq }` while pages say there is more; one fill per conversation at a time
-   * (a request meanwhile makes it go round once more). Never rejects: failures go to 'error' listeners.
+   * Fetches `history:get { after }` from `lastSeq` — or from below the lowest message held still streaming, to
+   * read its later versions — while pages say there is more; one fill per conversation at a time (a request
+   * meanwhile makes it go round once more). Never rejects: failures go to 'error' listeners.
    */
   private fill(conversationId: string): Promise<void> {
     const running = this.fills.get(conversationId);
@@ -199,17 +301,30 @@ export class Sync {
 
   private async runFill(conversationId: string): Promise<void> {
     const view = this.views.get(conversationId);
-    while (view?.lastSeq !== undefined && this.views.get(conversationId) === view) {
-      this.refill.delete(conversationId);
-      const after = view.lastSeq;
+    if (!view) return;
+    // Seqs up to `read` came in this round's pages: paging on from there does not read a streaming message twice.
+    let read = 0;
+    for (;;) {
+      const after = view.fillAfter(read);
+      if (after === undefined || this.views.get(conversationId) !== view) return;
+      if (read === 0) {
+        // A request from now on asks for a round that starts after this moment.
+        this.refill.delete(conversationId);
+        this.quiet.rereading(conversationId, Date.now());
+      }
       const page = await this.server.command('history:get', { conversationId, after, limit: FILL_LIMIT });
       if (this.views.get(conversationId) !== view) return;
       this.conversation(page.conversation);
-      for (const m of view.applyPage(page, 'newer')) this.events.emit('message', m);
-      const progressed = view.lastSeq > after;
+      for (const m of view.applyPage(page, 'newer')) {
+        this.events.emit('message', m);
+        this.heard(m);
+      }
+      read = page.messages.reduce((max, m) => Math.max(max, m.seq), after);
       // No progress while a gap remains would loop forever: stop; the next event or reconnect tries again.
-      if (progressed && (page.hasMore || view.gap() !== null)) continue;
+      if (read > after && (page.hasMore || view.gap() !== null)) continue;
       if (!this.refill.has(conversationId)) return;
+      // Asked again meanwhile (an event, a catch-up, a quiet stream): a new round reads from the start again.
+      read = 0;
     }
   }
 

@@ -64,6 +64,18 @@ export interface ChatClientOptions {
   /** Connect at once (default true); else call `connect()`. */
   autoConnect?: boolean;
   /**
+   * How long a streaming reply may go unheard of (no delta, no update) before this client reads it again from the
+   * history, and again each time as long while it stays streaming and quiet (default 5000 ms; `Infinity` never).
+   * While a reply's text grows, the server sends it in deltas some 50 ms apart and saves it about once a second,
+   * so a reply silent for this long has most likely moved on (or ended) in broadcasts this tab lost; the re-read
+   * makes the tab show what is stored without waiting for new traffic. One timer serves the whole client, and
+   * none runs while nothing streams. Far below the server's save interval, a slow reply is re-read needlessly.
+   *
+   * @example
+   * const chat = createChatClient({ url: 'https://chat.example.com', getToken, staleStreamMs: 3000 });
+   */
+  staleStreamMs?: number;
+  /**
    * For debugging and tests: return false to drop an incoming notification before the client sees it — e.g. to
    * simulate a broadcast lost by the Redis adapter, which the client must then repair by itself.
    */

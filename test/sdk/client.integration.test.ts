@@ -7,8 +7,8 @@
 // runs across two nodes with Redis, for the cross-node path.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ChatError, createChatClient, type ChatClient, type ChatClientOptions } from '../../src/sdk/index.ts';
-import type { MessageDto } from '../../src/shared/events.ts';
-import { startCluster, type Cluster } from '../helpers/cluster.ts';
+import { userRoom, type MessageDto } from '../../src/shared/events.ts';
+import { eventually, startCluster, type Cluster } from '../helpers/cluster.ts';
 
 const WAIT_MS = 20_000;
 // A paced echo (15 ms a word, deltas coalesced every 50 ms) so replies stream in several deltas.
@@ -34,7 +34,7 @@ afterAll(async () => {
   await Promise.all([cluster?.close(), pair?.close()]);
 });
 
-function client(url: string, options: Partial<ChatClientOptions> & ({ token: string } | { getToken: () => string })): ChatClient {
+function client(url: string, options: Partial<ChatClientOptions> & ({ token: string } | { getToken: () => string | Promise<string> })): ChatClient {
   const c = createChatClient({ url, ackTimeoutMs: 5000, ...options });
   clients.add(c);
   return c;
@@ -297,6 +297,117 @@ describe('repair', () => {
     expect(await settled(tab, conversation.id, 2)).toEqual(await serverHistory(tab, conversation.id));
     expect(deleted).toEqual([doomed.id]);
     expect(tab.conversations().map((c) => c.id)).toEqual([conversation.id]);
+  });
+});
+
+describe('convergence without new traffic', () => {
+  /** The row as PostgreSQL holds it, read with plain SQL (not through the gateway). */
+  async function row(id: string) {
+    const [r] = await cluster.db.query<{ status: string; content: string }>('select status, content from messages where id = $1', [id]);
+    return r;
+  }
+
+  it('a tab whose connection dropped mid-reply, and so missed its end, shows the stored reply after reconnecting', async () => {
+    const user = cluster.user();
+    const writer = client(A, { token: cluster.tokenFor(user) });
+    // The reconnect's handshake waits for this gate, so the tab comes back only once the reply has ended.
+    let open = () => {};
+    let gate = Promise.resolve();
+    const tab = client(A, {
+      getToken: async () => {
+        await gate;
+        return cluster.tokenFor(user);
+      },
+      // No quiet-stream re-reads: the catch-up after the reconnect alone must bring the end of the reply.
+      staleStreamMs: Infinity,
+      socketOptions: { reconnectionDelay: 100, reconnectionDelayMax: 100 },
+    });
+    const { conversation } = await writer.createConversation();
+    await tab.open(conversation.id);
+    const content = words(150);
+    await writer.send({ conversationId: conversation.id, content });
+    const partial = await until(tab, () => tab.messages(conversation.id).find((m) => m.role === 'assistant' && m.content.length > 0), 'the reply streaming on the tab');
+
+    gate = new Promise((resolve) => (open = resolve));
+    tab.socket.io.engine.close();
+    expect(tab.messages(conversation.id)[1]).toMatchObject({ id: partial.id, status: 'streaming' });
+    await eventually(async () => ((await row(partial.id))?.status === 'complete' ? true : undefined), 'the reply stored complete');
+    const outgoing: string[] = [];
+    tab.socket.onAnyOutgoing((event, payload) => outgoing.push(event === 'history:get' ? `${event} after ${payload.after}` : event));
+    expect(tab.messages(conversation.id)[1]!.status).toBe('streaming');
+
+    open();
+    const [, reply] = await settled(tab, conversation.id, 2);
+    await tab.synced();
+    expect(reply).toMatchObject({ id: partial.id, status: 'complete', content: echo(content) });
+    expect(await row(partial.id)).toEqual({ status: 'complete', content: reply!.content });
+    expect(tab.messages(conversation.id)).toEqual(await serverHistory(tab, conversation.id));
+    // Read again from below the reply held streaming, not only after lastSeq.
+    expect(outgoing).toContain('history:get after 1');
+    expect(outgoing.every((e) => e.startsWith('history:get') || e === 'conversation:list')).toBe(true);
+  });
+
+  it('sync:required after events were lost makes the tab catch up its messages and its list', async () => {
+    const user = cluster.user();
+    const tab = client(A, { token: cluster.tokenFor(user) });
+    const { conversation } = await tab.createConversation({ title: 'kept' });
+    await tab.send({ conversationId: conversation.id, content: 'hello' });
+    await settled(tab, conversation.id, 2);
+    const { gateway } = cluster.nodes[0]!;
+    // Stored, never broadcast: what a tab misses while the fan-out between nodes is interrupted.
+    await gateway.services.messages.append(user, { conversationId: conversation.id, content: 'never broadcast' });
+    await gateway.services.conversations.create(user, { title: 'never broadcast either' });
+    const outgoing: string[] = [];
+    tab.socket.onAnyOutgoing((event) => outgoing.push(event));
+    expect(tab.messages(conversation.id)).toHaveLength(2);
+    expect(tab.conversations()).toHaveLength(1);
+
+    gateway.sockets.nsp.to(userRoom(user)).emit('sync:required', { reason: 'fanout_interrupted', spreadMs: 200 });
+    await until(tab, () => tab.messages(conversation.id).length === 3 && tab.conversations().length === 2, 'the catch-up');
+    await tab.synced();
+    expect(tab.messages(conversation.id)).toEqual(await serverHistory(tab, conversation.id));
+    expect(tab.messages(conversation.id)[2]).toMatchObject({ seq: 3, content: 'never broadcast' });
+    const local = tab.conversations();
+    expect(local).toEqual((await tab.listConversations()).conversations);
+    // One from the catch-up, one from the check just above.
+    expect(outgoing.filter((e) => e === 'conversation:list')).toHaveLength(2);
+  });
+
+  it('a streaming reply whose deltas and end never reach the tab is read again while quiet, until it ends as stored', async () => {
+    const user = cluster.user();
+    const tab = client(A, { token: cluster.tokenFor(user), staleStreamMs: 300 });
+    const { conversation } = await tab.createConversation();
+    await tab.open(conversation.id);
+    const { gateway } = cluster.nodes[0]!;
+    const started = await gateway.services.messages.append(user, {
+      conversationId: conversation.id,
+      content: '',
+      role: 'assistant',
+      status: 'streaming',
+      metadata: { deltaIndex: 0 },
+    });
+    // The tab hears the reply start, and nothing after it.
+    gateway.fanout.publish(started.broadcasts);
+    const { id } = started.data.message;
+    await until(tab, () => tab.messages(conversation.id).find((m) => m.id === id), 'the reply on the tab');
+
+    // Saved progress (never broadcast), then the end (never broadcast either), as the reply's node writes them.
+    await cluster.db.query(`update messages set content = $2, metadata = $3::jsonb, updated_at = now() where id = $1`, [
+      id,
+      'Half of',
+      JSON.stringify({ deltaIndex: 2 }),
+    ]);
+    const half = await until(tab, () => tab.messages(conversation.id).find((m) => m.id === id && m.content === 'Half of'), 'the saved text');
+    expect(half.status).toBe('streaming');
+    await cluster.db.query(`update messages set status = 'complete', content = $2, metadata = $3::jsonb, updated_at = now() where id = $1`, [
+      id,
+      'Half of the reply.',
+      JSON.stringify({ deltaIndex: 3 }),
+    ]);
+    await settled(tab, conversation.id, 1);
+    await tab.synced();
+    expect(tab.messages(conversation.id)).toEqual(await serverHistory(tab, conversation.id));
+    expect(await row(id)).toEqual({ status: 'complete', content: 'Half of the reply.' });
   });
 });
 

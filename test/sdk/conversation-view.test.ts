@@ -223,3 +223,65 @@ describe('deltas', () => {
     expect(v.applyDelta(delta(0, 'x', 'nope')).kind).toBe('unknown');
   });
 });
+
+describe('re-reading messages still streaming (their later versions may have been missed)', () => {
+  const reply = (over: Partial<MessageDto> = {}) => msg(2, { role: 'assistant', content: 'whole text', updatedAt: at(30), ...over });
+
+  it('fillAfter reaches below the lowest held message still streaming, not below lastSeq otherwise', () => {
+    const v = opened(1, 1, false);
+    expect(v.fillAfter()).toBe(1);
+    v.apply(streaming(2, 'who', 1));
+    v.apply(msg(3));
+    expect(v.lastSeq).toBe(3);
+    expect(v.fillAfter()).toBe(1);
+    v.apply(reply());
+    expect(v.fillAfter()).toBe(3);
+    expect(new ConversationView(CID).fillAfter()).toBeUndefined();
+  });
+
+  it('fillAfter pages on past the streaming messages a fill has read, and ignores those beyond a gap', () => {
+    const v = opened(1, 1, false);
+    for (const seq of [2, 5]) v.apply(streaming(seq));
+    for (const seq of [3, 4, 6]) v.apply(msg(seq));
+    v.apply(streaming(9));
+    expect(v.lastSeq).toBe(6);
+    expect(v.fillAfter()).toBe(1);
+    expect(v.fillAfter(2)).toBe(4);
+    expect(v.fillAfter(5)).toBe(6);
+    // Beyond lastSeq a fill reads on from lastSeq anyway, and a `from` is never gone back on.
+    expect(v.fillAfter(7)).toBe(7);
+  });
+
+  it('a re-read page replaces the held streaming message by its final version and reports it', () => {
+    const v = opened(1, 1, false);
+    v.apply(streaming(2, 'who', 1));
+    v.apply(msg(3));
+    const page = { messages: [reply(), msg(3)], hasMore: false };
+    expect(v.applyPage(page, 'newer')).toEqual([reply()]);
+    expect(v.get('m2')).toEqual(reply());
+    expect(seqs(v)).toEqual([1, 2, 3]);
+    expect(v.lastSeq).toBe(3);
+    // The same page again changes nothing.
+    expect(v.applyPage(page, 'newer')).toEqual([]);
+  });
+
+  it('a fuller stored snapshot replaces a stale streaming copy; a copy ahead of the snapshot is kept', () => {
+    const v = opened(1, 1, false);
+    v.apply(streaming(2, 'ab', 2));
+    const fuller = streaming(2, 'abcde', 5);
+    expect(v.applyPage({ messages: [fuller], hasMore: false }, 'newer')).toEqual([fuller]);
+    expect(v.get('m2')?.content).toBe('abcde');
+    // Deltas applied here beyond the snapshot stay: the stored deltaIndex is behind what the view applied.
+    expect(v.applyDelta({ conversationId: CID, messageId: 'm2', index: 5, text: 'f' }).kind).toBe('applied');
+    expect(v.applyPage({ messages: [fuller], hasMore: false }, 'newer')).toEqual([]);
+    expect(v.get('m2')).toMatchObject({ content: 'abcdef', metadata: { deltaIndex: 6 } });
+  });
+
+  it('between streaming versions with equal delta counts, more text wins, then the later updatedAt', () => {
+    const held = msg(2, { status: 'streaming', content: 'ab', metadata: null, updatedAt: at(10) });
+    expect(supersedes({ ...held, content: 'abc' }, held)).toBe(true);
+    expect(supersedes(held, { ...held, content: 'abc' })).toBe(false);
+    expect(supersedes({ ...held, updatedAt: at(11) }, held)).toBe(true);
+    expect(supersedes(held, held)).toBe(false);
+  });
+});
