@@ -21,7 +21,9 @@ const verifyToken = createTokenVerifier(config.auth);
 const schemas = commandSchemas(config.maxMessageChars);
 const httpServer = createServer((_req, res) => res.writeHead(404).end());
 const io = new Server(httpServer, { maxHttpBufferSize: config.maxMessageChars * 6 + 4096, serveClient: false });
-const redis = config.redisUrl ? createRedisClients(config.redisUrl, { commandTimeoutMs: config.redisCommandTimeoutMs, log, metrics: createMetrics(config.nodeId) }) : undefined;
+const redis = config.redisUrl
+  ? createRedisClients(config.redisUrl, { commandTimeoutMs: config.redisCommandTimeoutMs, log, metrics: createMetrics(config.nodeId) })
+  : undefined;
 if (redis) {
   io.adapter(
     config.redisAdapter === 'sharded'

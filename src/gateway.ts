@@ -74,7 +74,9 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     migrate: config.migrateOnStart,
     log,
   });
-  const redis = config.redisUrl ? createRedisClients(config.redisUrl, { commandTimeoutMs: config.redisCommandTimeoutMs, log, metrics }) : undefined;
+  const redis = config.redisUrl
+    ? createRedisClients(config.redisUrl, { commandTimeoutMs: config.redisCommandTimeoutMs, log, metrics })
+    : undefined;
   const database = watchDatabase(orm, { intervalMs: 1000, timeoutMs: Math.min(1500, config.writeTimeoutMs), log });
   const verifyToken = createTokenVerifier(config.auth);
   let closing = false;
@@ -97,7 +99,12 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   const messages = createMessageService({
     ...deps,
     metrics,
-    batching: { ...DEFAULT_BATCHING, concurrency: config.appendConcurrency, maxQueued: config.appendQueueMax, timeoutMs: config.writeTimeoutMs },
+    batching: {
+      ...DEFAULT_BATCHING,
+      concurrency: config.appendConcurrency,
+      maxQueued: config.appendQueueMax,
+      timeoutMs: config.writeTimeoutMs,
+    },
   });
   const users = createUserService(deps);
   const assistant = createAssistant({
@@ -122,7 +129,13 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
 
   const { maxMessageChars } = config;
   const httpInflight = { count: 0 };
-  const readiness = readinessOf({ database, oldestWriteMs: messages.oldestWriteMs, writeTimeoutMs: config.writeTimeoutMs, redis, isClosing });
+  const readiness = readinessOf({
+    database,
+    oldestWriteMs: messages.oldestWriteMs,
+    writeTimeoutMs: config.writeTimeoutMs,
+    redis,
+    isClosing,
+  });
   const app = createHttpApp({
     api: [
       { path: '/conversations', router: conversationRoutes({ conversations, publish, maxMessageChars }) },

@@ -77,7 +77,7 @@ export class Reply {
   }
 
   private async run(turns: ChatTurn[]): Promise<MessageDto | undefined> {
-    const { message, provider, store, timing } = this.d;
+    const { message, provider, timing } = this.d;
     const heartbeat = setInterval(() => this.save(), timing.persistMs);
     let status: 'complete' | 'stopped' | 'failed' = 'complete';
     let error: { code: string; message: string } | undefined;
@@ -126,7 +126,8 @@ export class Reply {
         return await this.d.store.finish(this.d.message.id, status, metadata, this.text);
       } catch (err) {
         if (this.abandoned.aborted) throw err;
-        if (attempt === 0) this.d.log.warn({ messageId: this.d.message.id, err: (err as Error).message }, 'could not save the end of a reply; retrying');
+        if (attempt === 0)
+          this.d.log.warn({ messageId: this.d.message.id, err: (err as Error).message }, 'could not save the end of a reply; retrying');
         const backoffMs = Math.min(END_RETRY_MAX_MS, END_RETRY_FIRST_MS * 2 ** attempt);
         await sleep(backoffMs, undefined, { signal: this.abandoned }).catch(() => undefined);
       }

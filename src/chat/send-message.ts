@@ -60,10 +60,17 @@ export function createSendMessage({ limiter, messages, assistant, publish, log, 
     const outcome = await withTimeout(appending, writeTimeoutMs, () => {
       // The client hears UNAVAILABLE and retries with the same key. Should the write commit after all, its tabs
       // still hear of it and its reply still runs, here, as if it had been answered in time.
-      appending.then((late) => void announcer(userId, late)(), () => undefined);
-      return new GatewayError(ErrorCode.UNAVAILABLE, 'the database did not commit the message in time; retry with the same clientMessageId', {
-        retryAfterMs: 1000,
-      });
+      appending.then(
+        (late) => void announcer(userId, late)(),
+        () => undefined,
+      );
+      return new GatewayError(
+        ErrorCode.UNAVAILABLE,
+        'the database did not commit the message in time; retry with the same clientMessageId',
+        {
+          retryAfterMs: 1000,
+        },
+      );
     });
     // A repeat stored nothing: it must not cost the user a send.
     if (outcome.data.duplicate) await limiter.refund(userId);

@@ -40,10 +40,7 @@ export function createHttpApp(o: HttpAppOptions): Express {
   const bodyLimit = o.maxMessageChars * 12 + 16 * 1024;
   app.use(express.json({ limit: bodyLimit }));
 
-  app.use(
-    mounted(''),
-    opsRoutes({ readiness: o.readiness, metrics: o.metrics, metricsToken: o.metricsToken }),
-  );
+  app.use(mounted(''), opsRoutes({ readiness: o.readiness, metrics: o.metrics, metricsToken: o.metricsToken }));
   // With a key configured the demo endpoint does not exist: 404, token or not.
   app.use('/api/demo', mounted('/api/demo'), o.auth.demo ? demoRoutes(o.auth) : notFoundRoute);
 

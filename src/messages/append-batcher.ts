@@ -1,4 +1,4 @@
-import { DeadlockException, LockWaitTimeoutException, UniqueConstraintViolationException } from '@mikro-orm/core';
+import { DeadlockException, UniqueConstraintViolationException } from '@mikro-orm/core';
 import { v7 as uuidv7 } from 'uuid';
 import { conversationFromRow, toConversationDto } from '../conversations/conversation.dto.ts';
 import { ConversationSchema } from '../conversations/conversation.entity.ts';
@@ -189,7 +189,11 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
         const now = performance.now();
         // First in, first out: the appends waiting longest are at the head.
         while (queue.length > 0 && now - queue[0]!.queuedAt > options.timeoutMs) {
-          queue.shift()!.reject(new GatewayError(ErrorCode.UNAVAILABLE, 'the database did not take the write in time; retry shortly', { retryAfterMs: 1000 }));
+          queue
+            .shift()!
+            .reject(
+              new GatewayError(ErrorCode.UNAVAILABLE, 'the database did not take the write in time; retry shortly', { retryAfterMs: 1000 }),
+            );
         }
         for (const run of running) {
           if (!run.stalled && now - run.startedAt > options.timeoutMs) {

@@ -19,12 +19,12 @@ export function createFanout(nsp: ChatNamespace, o: { redis?: RedisClients; sync
       // This node heard nothing from the others meanwhile: its own tabs may have missed anything.
       nsp.local.emit('sync:required', sync);
       o.metrics.syncRequired.inc({ scope: 'node' });
-      o.log.warn({ sockets: nsp.sockets.size, spreadMs: sync.spreadMs }, 'redis subscriber back: this node\'s tabs told to catch up');
+      o.log.warn({ sockets: nsp.sockets.size, spreadMs: sync.spreadMs }, "redis subscriber back: this node's tabs told to catch up");
     } else {
       // The other nodes heard nothing of this one's publishes that were dropped, whichever users they were for.
       nsp.emit('sync:required', sync);
       o.metrics.syncRequired.inc({ scope: 'cluster' });
-      o.log.warn({ lostPublishes, spreadMs: sync.spreadMs }, 'redis publisher back: every node\'s tabs told to catch up');
+      o.log.warn({ lostPublishes, spreadMs: sync.spreadMs }, "redis publisher back: every node's tabs told to catch up");
     }
   });
 

@@ -73,7 +73,12 @@ export function createRedisClients(url: string, o: { commandTimeoutMs: number; l
       o.log.warn({ client: name, downForMs: Math.round(performance.now() - since), publishesLost: lostNow }, 'redis connection restored');
       if (name === 'sub') {
         // Answered after the SUBSCRIBE commands ioredis sends on reconnecting: from then on nothing is missed.
-        setImmediate(() => sub.ping().then(() => recovered({ client: 'sub', lostPublishes: 0 }), () => undefined));
+        setImmediate(() =>
+          sub.ping().then(
+            () => recovered({ client: 'sub', lostPublishes: 0 }),
+            () => undefined,
+          ),
+        );
       } else if (name === 'pub' && lostNow > 0) {
         recovered({ client: 'pub', lostPublishes: lostNow });
       }

@@ -34,7 +34,10 @@ afterAll(async () => {
   await Promise.all([cluster?.close(), pair?.close()]);
 });
 
-function client(url: string, options: Partial<ChatClientOptions> & ({ token: string } | { getToken: () => string | Promise<string> })): ChatClient {
+function client(
+  url: string,
+  options: Partial<ChatClientOptions> & ({ token: string } | { getToken: () => string | Promise<string> }),
+): ChatClient {
   const c = createChatClient({ url, ackTimeoutMs: 5000, ...options });
   clients.add(c);
   return c;
@@ -326,7 +329,11 @@ describe('convergence without new traffic', () => {
     await tab.open(conversation.id);
     const content = words(150);
     await writer.send({ conversationId: conversation.id, content });
-    const partial = await until(tab, () => tab.messages(conversation.id).find((m) => m.role === 'assistant' && m.content.length > 0), 'the reply streaming on the tab');
+    const partial = await until(
+      tab,
+      () => tab.messages(conversation.id).find((m) => m.role === 'assistant' && m.content.length > 0),
+      'the reply streaming on the tab',
+    );
 
     gate = new Promise((resolve) => (open = resolve));
     tab.socket.io.engine.close();
@@ -397,13 +404,16 @@ describe('convergence without new traffic', () => {
       'Half of',
       JSON.stringify({ deltaIndex: 2 }),
     ]);
-    const half = await until(tab, () => tab.messages(conversation.id).find((m) => m.id === id && m.content === 'Half of'), 'the saved text');
+    const half = await until(
+      tab,
+      () => tab.messages(conversation.id).find((m) => m.id === id && m.content === 'Half of'),
+      'the saved text',
+    );
     expect(half.status).toBe('streaming');
-    await cluster.db.query(`update messages set status = 'complete', content = $2, metadata = $3::jsonb, updated_at = now() where id = $1`, [
-      id,
-      'Half of the reply.',
-      JSON.stringify({ deltaIndex: 3 }),
-    ]);
+    await cluster.db.query(
+      `update messages set status = 'complete', content = $2, metadata = $3::jsonb, updated_at = now() where id = $1`,
+      [id, 'Half of the reply.', JSON.stringify({ deltaIndex: 3 })],
+    );
     await settled(tab, conversation.id, 1);
     await tab.synced();
     expect(tab.messages(conversation.id)).toEqual(await serverHistory(tab, conversation.id));

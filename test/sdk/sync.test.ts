@@ -147,7 +147,12 @@ describe('Sync', () => {
 const reply = (seq: number, status: MessageDto['status'], content: string, deltaIndex: number, updated = seq): MessageDto =>
   msg(seq, { role: 'assistant', status, content, metadata: { deltaIndex }, updatedAt: at(updated) });
 /** Replaces the stored version of a message, as the server's own writes do without telling this client. */
-const store = (stored: MessageDto[], m: MessageDto) => stored.splice(stored.findIndex((s) => s.seq === m.seq), 1, m);
+const store = (stored: MessageDto[], m: MessageDto) =>
+  stored.splice(
+    stored.findIndex((s) => s.seq === m.seq),
+    1,
+    m,
+  );
 const rereads = (calls: string[]) => calls.filter((c) => c.startsWith('history:get after'));
 
 describe('Sync: messages still streaming', () => {
@@ -181,7 +186,12 @@ describe('Sync: messages still streaming', () => {
     sync.catchUp();
     await sync.synced();
     expect(rereads(calls)).toEqual(['history:get after 1', 'history:get after 3', 'history:get after 5']);
-    expect(sync.view(CID)!.messages().map((m) => m.seq)).toEqual([2, 3, 4, 5, 6]);
+    expect(
+      sync
+        .view(CID)!
+        .messages()
+        .map((m) => m.seq),
+    ).toEqual([2, 3, 4, 5, 6]);
   });
 
   it('sync:required catches up once after a random pause of up to spreadMs, however many arrive meanwhile', async () => {
@@ -220,7 +230,9 @@ describe('Sync: messages still streaming', () => {
   it('a streaming reply unheard of for staleStreamMs is read again, every bound while it stays quiet, by one timer', async () => {
     vi.useFakeTimers();
     // The latest page (of 2) holds two replies streaming.
-    const { sync, calls, stored } = setup([msg(1), reply(2, 'streaming', 'Ec', 1), reply(3, 'streaming', '', 0)], [], { staleStreamMs: 1000 });
+    const { sync, calls, stored } = setup([msg(1), reply(2, 'streaming', 'Ec', 1), reply(3, 'streaming', '', 0)], [], {
+      staleStreamMs: 1000,
+    });
     await sync.open(CID);
     expect(vi.getTimerCount()).toBe(1);
     // Deltas keep a reply alive; each conversation is read once however many of its replies went quiet.
