@@ -61,6 +61,9 @@ export interface GatewayOptions {
   provider?: AssistantProvider;
 }
 
+/** Of the shutdown bound, what is kept for closing sockets, Redis and the database pool. */
+const CLOSE_RESERVE_MS = 2_000;
+
 /** The composition root: builds every part from the config, in order; only the entry file listens for real. */
 export async function createGateway(config: GatewayConfig, options: GatewayOptions = {}): Promise<Gateway> {
   const log = options.log ?? createLogger(config.logLevel, { node: config.nodeId });
@@ -167,19 +170,24 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   async function shutdown() {
     closing = true;
     const deadline = Date.now() + config.shutdownTimeoutMs;
+    // Closing sockets, Redis and the pool takes a moment of its own, also when something hangs.
+    const drainDeadline = deadline - Math.min(CLOSE_RESERVE_MS, config.shutdownTimeoutMs / 4);
+    const left = (until: number) => Math.max(0, until - Date.now());
     log.info('shutting down: no new connections, finishing in-flight work');
     httpServer.close();
     httpServer.closeIdleConnections();
     // Units of work already started commit and get their ack; replies run to their end within the bound.
-    while ((chat.inflight.count > 0 || httpInflight.count > 0) && Date.now() < deadline) await sleep(20);
-    await assistant.drain(Math.max(0, deadline - Date.now()));
+    while ((chat.inflight.count > 0 || httpInflight.count > 0) && Date.now() < drainDeadline) await sleep(20);
+    await assistant.drain(left(drainDeadline));
     chat.stop();
     database.stop();
-    await sockets.close();
+    // A client that stopped reading never answers the WebSocket close: what has not closed by the deadline is cut.
+    await waitAtMost(sockets.close(), left(deadline) / 2);
+    sockets.terminate();
     httpServer.closeAllConnections();
-    await redis?.close();
-    // Bounded: a pool still opening its first connection can keep close() waiting for good.
-    await waitAtMost(orm.close(true), Math.max(1000, deadline - Date.now()));
+    await waitAtMost(redis?.close() ?? Promise.resolve(), left(deadline) / 2);
+    // Bounded: a pool still opening its first connection, or one whose server hangs, can keep close() waiting.
+    await waitAtMost(orm.close(true), Math.max(250, left(deadline)));
     log.info('shut down');
   }
 

@@ -55,6 +55,11 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     if (signalled) return;
     signalled = true;
     log.info({ signal }, 'signal received');
+    // The shutdown bounds each of its steps; should something still hold the process, it ends anyway.
+    setTimeout(() => {
+      log.error({ boundMs: config.shutdownTimeoutMs }, 'shutdown did not end within its bound; exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs + 5_000).unref();
     gateway.close().then(
       () => process.exit(0),
       (err) => {

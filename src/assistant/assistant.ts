@@ -152,16 +152,18 @@ export function createAssistant(deps: AssistantDeps) {
     },
     /** Shutdown: let running replies finish within the bound, then end the rest as interrupted. */
     async drain(timeoutMs: number) {
+      const deadline = Date.now() + timeoutMs;
+      const left = () => Math.max(0, deadline - Date.now());
       clearInterval(sweeper);
       // A sweep still running holds a database connection; closing the pool under it would hang.
-      await sweeping;
+      await waitAtMost(sweeping, left());
       const all = () => Promise.allSettled([...replies]);
-      await waitAtMost(all(), timeoutMs);
+      // Replies run to their end within the bound; the rest end as interrupted, with their text.
+      await waitAtMost(all(), left() * 0.75);
       for (const reply of running.values()) reply.stop('shutdown');
-      // A reply still retrying its end (the database away) gets a moment more, then is left to a surviving node.
-      await waitAtMost(all(), 1000);
+      await waitAtMost(all(), left());
+      // A reply still retrying its end (the database away) is left to the sweeper of a surviving node.
       for (const reply of running.values()) reply.abandon();
-      await all();
     },
     get runningCount() {
       return running.size;

@@ -67,10 +67,24 @@ export function createSocketServer(o: SocketServerOptions) {
       nsp.local.disconnectSockets(true);
       await new Promise<void>((resolve) => io.close(() => resolve()));
     },
+    /** Cuts every connection still open, without a close handshake (for the end of the shutdown bound). */
+    terminate() {
+      const engine = io.engine as unknown as { clients?: Record<string, EngineClient> } | undefined;
+      for (const client of Object.values(engine?.clients ?? {})) {
+        client.transport?.socket?.terminate?.();
+        client.close?.(true);
+      }
+    },
   };
 }
 
 export type SocketServer = ReturnType<typeof createSocketServer>;
+
+/** What terminate needs of an Engine.IO client (its fields are not in the typings). */
+interface EngineClient {
+  transport?: { socket?: { terminate?: () => void } };
+  close?: (discard: boolean) => void;
+}
 
 /** A refused handshake: the client gets `connect_error` with `err.data.code`. */
 export function refusal(code: ConnectErrorData['code'], message: string): Error {
