@@ -17,7 +17,8 @@ const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(d
 /** Every environment variable the gateway reads, with its default. The README lists the same table. */
 const EnvSchema = z.object({
   PORT: int(3000),
-  HOST: z.string().default('0.0.0.0'),
+  // Unset: every interface, or only this machine's in demo mode (anyone who reaches a demo gateway can sign in as anyone).
+  HOST: z.string().optional(),
   DATABASE_URL: z.string().min(1).optional(),
   PGLITE_DIR: z.string().default('./data'),
   REDIS_URL: z.string().min(1).optional(),
@@ -105,6 +106,8 @@ export interface GatewayConfig {
 
 /** Reads the environment once, at start-up; a bad value stops the process with a clear message. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, makeDemoSecret?: () => string): GatewayConfig {
+  // An empty secret is a mistake (a variable meant to be filled in), never a request for demo mode.
+  if (env.JWT_SECRET === '') throw new ConfigError('JWT_SECRET is set but empty: give it a secret of at least 32 bytes, or unset it');
   // Empty strings count as unset, as in most deployment tools.
   const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const parsed = EnvSchema.safeParse(cleaned);
@@ -113,19 +116,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, makeDemoSecret?
     throw new ConfigError(`invalid environment:\n  ${lines.join('\n  ')}`);
   }
   const e = parsed.data;
+  // Demo mode (a secret made up at start-up, tokens for any name) only for a try-out on the embedded database:
+  // with DATABASE_URL set, a gateway without a key refuses to start rather than open real data to anyone.
+  const demoAllowed = makeDemoSecret && !e.DATABASE_URL ? makeDemoSecret : undefined;
+  if (!demoAllowed && makeDemoSecret && !e.JWT_SECRET && !e.JWT_PUBLIC_KEY) {
+    throw new ConfigError('DATABASE_URL is set but no JWT_SECRET or JWT_PUBLIC_KEY: demo mode runs only on the embedded database');
+  }
+  const auth = authConfig(
+    { secret: e.JWT_SECRET, publicKey: e.JWT_PUBLIC_KEY, algorithms: e.JWT_ALGORITHMS, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE },
+    demoAllowed,
+  );
   return {
     port: e.PORT,
-    host: e.HOST,
+    host: e.HOST ?? (auth.demo ? '127.0.0.1' : '0.0.0.0'),
     nodeId: e.NODE_ID ?? `${hostname()}-${process.pid}`,
     databaseUrl: e.DATABASE_URL,
     pgliteDir: e.PGLITE_DIR,
     redisUrl: e.REDIS_URL,
     redisAdapter: e.REDIS_ADAPTER,
     redisPrefix: e.REDIS_PREFIX,
-    auth: authConfig(
-      { secret: e.JWT_SECRET, publicKey: e.JWT_PUBLIC_KEY, algorithms: e.JWT_ALGORITHMS, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE },
-      makeDemoSecret,
-    ),
+    auth,
     corsOrigins: e.CORS_ORIGINS,
     assistant: {
       kind: e.ASSISTANT,

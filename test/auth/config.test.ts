@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 // Start-up refusals of unsafe auth configurations, and demo mode: with no key configured (and only then)
 // a token endpoint exists, and its tokens work on the API.
 import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
@@ -99,9 +102,18 @@ describe('loadConfig refuses unsafe auth settings', () => {
     expect(demo.auth.demo).toBe(true);
     expect(demo.auth.algorithms).toEqual(['HS256']);
     expect(Buffer.byteLength(demo.auth.key as string)).toBeGreaterThanOrEqual(32);
-    // A configured key always wins over the demo offer; empty strings count as unset.
+    // A configured key always wins over the demo offer.
     expect(loadConfig({ JWT_SECRET: TEST_SECRET }, demoSecret).auth.demo).toBe(false);
-    expect(loadConfig({ JWT_SECRET: '' }, demoSecret).auth.demo).toBe(true);
+  });
+
+  it('never opens demo mode by accident: an empty secret and a production database without a key stop the start', () => {
+    expect(() => loadConfig({ JWT_SECRET: '' }, demoSecret)).toThrow(/JWT_SECRET is set but empty/);
+    expect(() => loadConfig({ JWT_SECRET: '', JWT_PUBLIC_KEY: 'x' }, demoSecret)).toThrow(/empty/);
+    expect(() => loadConfig({ DATABASE_URL: 'postgresql://db/chat' }, demoSecret)).toThrow(/demo mode runs only on the embedded database/);
+    // Demo mode listens on this machine only, unless HOST says otherwise; a keyed gateway on every interface.
+    expect(loadConfig({}, demoSecret).host).toBe('127.0.0.1');
+    expect(loadConfig({ HOST: '0.0.0.0' }, demoSecret).host).toBe('0.0.0.0');
+    expect(loadConfig({ JWT_SECRET: TEST_SECRET }).host).toBe('0.0.0.0');
   });
 
   it('refuses malformed values with a ConfigError naming the variable', () => {
@@ -116,10 +128,13 @@ describe('demo mode', () => {
   let db: TestDatabase;
   let demo: StartedGateway;
   let keyed: StartedGateway;
+  let demoDir: string | undefined;
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    demo = await startGateway({ DATABASE_URL: db.url, JWT_SECRET: undefined }, { makeDemoSecret: demoSecret });
+    // Demo mode runs on the embedded database only.
+    demoDir = await mkdtemp(join(tmpdir(), 'chat-demo-'));
+    demo = await startGateway({ PGLITE_DIR: demoDir, JWT_SECRET: undefined }, { makeDemoSecret: demoSecret });
     keyed = await startGateway({ DATABASE_URL: db.url });
   });
 
@@ -127,6 +142,7 @@ describe('demo mode', () => {
     await demo?.close();
     await keyed?.close();
     await db?.drop();
+    if (demoDir) await rm(demoDir, { recursive: true, force: true });
   });
 
   it('issues a token for a typed name that the API accepts as that user', async () => {
@@ -138,8 +154,8 @@ describe('demo mode', () => {
 
     const ada = api(demo.url, res.body.token);
     const c = await createConversation(ada, 'demo chat');
-    const [row] = await db.query<{ user_id: string }>('select user_id from conversations where id = $1', [c.id]);
-    expect(row!.user_id).toBe('Ada Lovelace');
+    const rows = await demo.gateway.orm.em.fork().execute<{ user_id: string }[]>('select user_id from conversations where id = ?', [c.id]);
+    expect(rows.map((r) => r.user_id)).toEqual(['Ada Lovelace']);
     expect((await ada.get('/api/conversations')).body.conversations.map((x: { id: string }) => x.id)).toEqual([c.id]);
   });
 

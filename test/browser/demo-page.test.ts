@@ -3,6 +3,9 @@
 // delete work from the keyboard. With a key configured: no token endpoint, and the page shows the integration
 // snippet (the widget script stays available). Screenshots in test-artifacts/browser/demo-*.png.
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
@@ -13,6 +16,7 @@ const MAX_CHARS = 200;
 const SEND_RATE = 3;
 
 let db: TestDatabase;
+let demoDir: string | undefined;
 let demo: StartedGateway;
 let keyed: StartedGateway;
 let browser: Browser;
@@ -23,9 +27,11 @@ let phone: Page;
 
 beforeAll(async () => {
   [db] = await Promise.all([createTestDatabase(), ensureWidgetBuilt()]);
+  // Demo mode runs on the embedded database only.
+  demoDir = await mkdtemp(join(tmpdir(), 'chat-demo-page-'));
   demo = await startGateway(
     {
-      DATABASE_URL: db.url,
+      PGLITE_DIR: demoDir,
       JWT_SECRET: undefined,
       NODE_ID: 'demo-node',
       ASSISTANT: 'echo',
@@ -37,7 +43,7 @@ beforeAll(async () => {
     { makeDemoSecret: () => randomBytes(48).toString('base64url') },
   );
   expect(demo.config.auth.demo).toBe(true);
-  keyed = await startGateway({ DATABASE_URL: db.url, NODE_ID: 'keyed-node', MIGRATE_ON_START: 'false' });
+  keyed = await startGateway({ DATABASE_URL: db.url, NODE_ID: 'keyed-node' });
   const bundle = await fetch(`${demo.url}/widget/chat-widget.js`);
   if (bundle.status !== 200) {
     throw new Error(
@@ -52,6 +58,7 @@ afterAll(async () => {
   await browser?.close();
   await Promise.allSettled([demo?.close(), keyed?.close()]);
   await db?.drop();
+  if (demoDir) await rm(demoDir, { recursive: true, force: true });
 });
 
 async function newPage(options: Parameters<Browser['newContext']>[0], label: string): Promise<Page> {
