@@ -67,6 +67,30 @@ export interface MessageDelta {
   text: string;
 }
 
+/**
+ * One tool call of an assistant reply (tools over MCP), as every tab sees it. Arguments and results are not
+ * shown: they may hold what only the tool and the model should see.
+ */
+export interface ToolCallDto {
+  /** Unique within the reply. */
+  id: string;
+  /** The tool's name as the model called it, e.g. `add_task`. */
+  name: string;
+  status: 'running' | 'complete' | 'failed';
+  startedAt: string;
+  /** Null while it runs. */
+  durationMs: number | null;
+  /** Why it failed (`TOOL_ERROR`, `TOOL_TIMEOUT`, …); null unless it did. */
+  error: string | null;
+}
+
+/** A tool call of a reply started or ended; the reply's `metadata.toolCalls` holds every call so far, in order. */
+export interface ToolUpdate {
+  conversationId: string;
+  messageId: string;
+  call: ToolCallDto;
+}
+
 export interface NotificationPayloads {
   'conversation:created': { conversation: ConversationDto };
   'conversation:updated': { conversation: ConversationDto };
@@ -74,6 +98,7 @@ export interface NotificationPayloads {
   'message:created': { message: MessageDto };
   'message:updated': { message: MessageDto };
   'message:delta': MessageDelta;
+  'tool:updated': ToolUpdate;
   'auth:expired': { exp: number };
   /**
    * Events for this tab may have been lost (the node's link to the other nodes broke and came back): catch up as
