@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { authConfig, type AuthConfig } from './auth/keys.ts';
+import type { Allowance, Budget } from './limits/user-limits.ts';
 import { ConfigError } from './shared/errors.ts';
 
 export { ConfigError };
@@ -42,6 +43,16 @@ const EnvSchema = z.object({
   DB_POOL_MAX: int(20, 1),
   SEND_RATE_LIMIT: int(20, 1),
   SEND_RATE_WINDOW_S: int(10, 1),
+  WRITE_RATE_LIMIT: int(30, 1),
+  WRITE_RATE_WINDOW_S: int(10, 1),
+  READ_RATE_LIMIT: int(300, 1),
+  READ_RATE_WINDOW_S: int(10, 1),
+  REFRESH_RATE_LIMIT: int(10, 1),
+  REFRESH_RATE_WINDOW_S: int(60, 1),
+  MAX_INFLIGHT_PER_SOCKET: int(16, 1),
+  HANDSHAKE_RATE_LIMIT: int(60, 1),
+  HANDSHAKE_RATE_WINDOW_S: int(10, 1),
+  TRUSTED_PROXIES: list.optional(),
   MAX_SOCKETS_PER_USER: int(20, 1),
   SHUTDOWN_TIMEOUT_MS: int(10_000, 0),
   REDIS_ADAPTER: z.enum(['classic', 'sharded']).default('classic'),
@@ -91,10 +102,16 @@ export interface GatewayConfig {
   /** Sends waiting for an append transaction on this node; past it a send is refused at once (UNAVAILABLE). */
   appendQueueMax: number;
   limits: {
-    sendRate: number;
-    sendRateWindowS: number;
+    /** Per user, across every node and both doors. */
+    allowances: Record<Budget, Allowance>;
     maxSocketsPerUser: number;
+    /** Commands of one socket being handled at once; more are refused RATE_LIMITED at once. */
+    maxInflightPerSocket: number;
+    /** New connections per client address per window, on each node. */
+    handshakes: Allowance;
   };
+  /** Who may tell the client's address in X-Forwarded-For (express's `trust proxy` values: loopback, CIDRs…). */
+  trustedProxies: string[];
   shutdownTimeoutMs: number;
   /** Longest a write may wait to commit before it answers UNAVAILABLE; also PostgreSQL's statement and lock timeouts. */
   writeTimeoutMs: number;
@@ -153,10 +170,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, makeDemoSecret?
     appendConcurrency: e.APPEND_CONCURRENCY,
     appendQueueMax: e.APPEND_QUEUE_MAX,
     limits: {
-      sendRate: e.SEND_RATE_LIMIT,
-      sendRateWindowS: e.SEND_RATE_WINDOW_S,
+      allowances: {
+        send: { points: e.SEND_RATE_LIMIT, durationS: e.SEND_RATE_WINDOW_S },
+        write: { points: e.WRITE_RATE_LIMIT, durationS: e.WRITE_RATE_WINDOW_S },
+        read: { points: e.READ_RATE_LIMIT, durationS: e.READ_RATE_WINDOW_S },
+        refresh: { points: e.REFRESH_RATE_LIMIT, durationS: e.REFRESH_RATE_WINDOW_S },
+      },
       maxSocketsPerUser: e.MAX_SOCKETS_PER_USER,
+      maxInflightPerSocket: e.MAX_INFLIGHT_PER_SOCKET,
+      handshakes: { points: e.HANDSHAKE_RATE_LIMIT, durationS: e.HANDSHAKE_RATE_WINDOW_S },
     },
+    trustedProxies: e.TRUSTED_PROXIES ?? ['loopback'],
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     writeTimeoutMs: e.WRITE_TIMEOUT_MS,
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,

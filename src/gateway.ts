@@ -18,8 +18,9 @@ import { initOrm } from './db/orm.ts';
 import type { Orm } from './db/types.ts';
 import { entities } from './entities.ts';
 import { createHttpApp } from './http/app.ts';
+import { clientAddressOf } from './http/client-address.ts';
 import { readinessOf } from './http/ops.routes.ts';
-import { createSendLimiter } from './limits/send-limiter.ts';
+import { createUserLimits } from './limits/user-limits.ts';
 import { createMessageService, DEFAULT_BATCHING, type MessageService } from './messages/message.service.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
@@ -92,6 +93,9 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     redis,
     redisAdapter: config.redisAdapter,
     redisPrefix: config.redisPrefix,
+    handshakes: config.limits.handshakes,
+    clientAddress: clientAddressOf(config.trustedProxies),
+    metrics,
     log,
   });
   const fanout = createFanout(sockets.nsp, { redis, syncSpreadMs: config.syncSpreadMs, metrics, log });
@@ -122,13 +126,8 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     timing: replyTiming(config.assistant.staleMs, options.assistantTiming),
   });
   fanout.answerStops(assistant.stopIfRunningHere);
-  const limiter = createSendLimiter({
-    points: config.limits.sendRate,
-    durationS: config.limits.sendRateWindowS,
-    redis: redis?.commands,
-    prefix: config.redisPrefix,
-  });
-  const sendMessage = createSendMessage({ limiter, messages, assistant, publish, log, writeTimeoutMs: config.writeTimeoutMs });
+  const limits = createUserLimits({ allowances: config.limits.allowances, redis: redis?.commands, prefix: config.redisPrefix });
+  const sendMessage = createSendMessage({ limits, messages, assistant, publish, log, writeTimeoutMs: config.writeTimeoutMs });
 
   const { maxMessageChars } = config;
   const httpInflight = { count: 0 };
@@ -141,9 +140,9 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   });
   const app = createHttpApp({
     api: [
-      { path: '/conversations', router: conversationRoutes({ conversations, publish, maxMessageChars }) },
-      { path: '/conversations', router: messageRoutes({ messages, sendMessage, maxMessageChars }) },
-      { path: '/me', router: userRoutes({ users, disconnectUser: fanout.disconnectUser }) },
+      { path: '/conversations', router: conversationRoutes({ conversations, publish, limits, maxMessageChars }) },
+      { path: '/conversations', router: messageRoutes({ messages, sendMessage, limits, maxMessageChars }) },
+      { path: '/me', router: userRoutes({ users, limits, disconnectUser: fanout.disconnectUser }) },
       { path: '', router: chatRoutes({ sendMessage, messages, maxMessageChars, timeoutMs: config.assistant.chatTimeoutMs }) },
     ],
     verifyToken,
@@ -154,11 +153,22 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     metricsToken: config.metricsToken,
     readiness,
     inflight: httpInflight,
+    trustedProxies: config.trustedProxies,
   });
   const chat = serveChatNamespace(sockets.nsp, {
     verifyToken,
     maxSocketsPerUser: config.limits.maxSocketsPerUser,
-    commands: { conversations, messages, sendMessage, assistant, publish, maxMessageChars, isClosing },
+    commands: {
+      conversations,
+      messages,
+      sendMessage,
+      assistant,
+      publish,
+      limits,
+      maxInflightPerSocket: config.limits.maxInflightPerSocket,
+      maxMessageChars,
+      isClosing,
+    },
     metrics,
     log,
   });

@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import { identityOf } from '../auth/http.ts';
+import { historyCost, type UserLimits } from '../limits/user-limits.ts';
 import type { MessageService } from '../messages/message.service.ts';
 import { restSchemas } from '../shared/commands.ts';
 import { ErrorCode, GatewayError } from '../shared/errors.ts';
@@ -9,18 +10,22 @@ import type { SendMessage } from './send-message.ts';
 export interface MessageRoutesDeps {
   messages: MessageService;
   sendMessage: SendMessage;
+  limits: UserLimits;
   maxMessageChars: number;
 }
 
 /** `/api/conversations/:id/messages`: history, and sending as `message:send` does. */
-export function messageRoutes({ messages, sendMessage, maxMessageChars }: MessageRoutesDeps): Router {
+export function messageRoutes({ messages, sendMessage, limits, maxMessageChars }: MessageRoutesDeps): Router {
   const router = Router();
   const schemas = restSchemas(maxMessageChars);
   const idParam = (raw: unknown) => parse(conversationId, raw);
 
   router.get('/:id/messages', async (req, res) => {
     const query = parse(schemas.historyQuery, req.query);
-    res.json(await messages.history(identityOf(res).userId, idParam(req.params.id), query));
+    const id = idParam(req.params.id);
+    const userId = identityOf(res).userId;
+    await limits.consume(userId, 'read', historyCost(query.limit));
+    res.json(await messages.history(userId, id, query));
   });
 
   router.post('/:id/messages', async (req, res) => {

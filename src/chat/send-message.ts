@@ -1,5 +1,5 @@
 import type { Assistant } from '../assistant/assistant.ts';
-import type { SendLimiter } from '../limits/send-limiter.ts';
+import type { UserLimits } from '../limits/user-limits.ts';
 import type { AppendResult, MessageService } from '../messages/message.service.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Outcome, Publisher } from '../shared/broadcast.ts';
@@ -27,7 +27,7 @@ export interface Sent {
 }
 
 export interface SendMessageDeps {
-  limiter: SendLimiter;
+  limits: UserLimits;
   messages: MessageService;
   assistant: Assistant;
   publish: Publisher;
@@ -41,7 +41,7 @@ export interface SendMessageDeps {
  * limit, the append (acknowledged only once committed), then, after the door has answered, the broadcast and
  * the assistant's reply.
  */
-export function createSendMessage({ limiter, messages, assistant, publish, log, writeTimeoutMs }: SendMessageDeps) {
+export function createSendMessage({ limits, messages, assistant, publish, log, writeTimeoutMs }: SendMessageDeps) {
   function announcer(userId: string, outcome: Outcome<AppendResult>) {
     return () => {
       publish(outcome.broadcasts);
@@ -54,7 +54,8 @@ export function createSendMessage({ limiter, messages, assistant, publish, log, 
   }
 
   return async function sendMessage(userId: string, input: SendInput): Promise<Sent> {
-    await limiter.consume(userId);
+    // A repeat costs a send too: retries are rare for honest clients, and free repeats would be free work.
+    await limits.consume(userId, 'send');
     // The reply is stored with the message: acknowledged together, so no acknowledged message is left without one.
     const appending = messages.append(userId, { ...input, reply: assistant.newReply() });
     const outcome = await withTimeout(appending, writeTimeoutMs, () => {
@@ -72,8 +73,6 @@ export function createSendMessage({ limiter, messages, assistant, publish, log, 
         },
       );
     });
-    // A repeat stored nothing: it must not cost the user a send.
-    if (outcome.data.duplicate) await limiter.refund(userId);
     return { data: outcome.data, announce: announcer(userId, outcome) };
   };
 }

@@ -27,12 +27,14 @@ export interface HttpAppOptions {
   readiness: () => Readiness;
   /** Requests in progress, so shutdown can let them finish. */
   inflight: { count: number };
+  /** Proxies whose X-Forwarded-For is believed (express's `trust proxy`). */
+  trustedProxies: string[];
 }
 
 export function createHttpApp(o: HttpAppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', 'loopback');
+  app.set('trust proxy', o.trustedProxies);
   app.use(requestMetrics(o.metrics, o.inflight));
 
   // A message is at most maxMessageChars code points; an encoder that escapes all non-ASCII (Python's json)

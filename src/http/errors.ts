@@ -21,15 +21,17 @@ export const HTTP_STATUS: Record<Code, number> = {
 /** The one place where errors become HTTP responses: `{ error: { code, message } }`. */
 export function errorHandler(log: Logger, metrics: Metrics): ErrorRequestHandler {
   return (err, req, res, _next) => {
-    const error = bodyParserError(err) ?? reportFailure(err, { log, metrics }, { method: req.method, path: req.path }, 'request failed');
+    const error = requestError(err) ?? reportFailure(err, { log, metrics }, { method: req.method, path: req.path }, 'request failed');
     if (error.retryAfterMs !== undefined) res.setHeader('Retry-After', Math.ceil(error.retryAfterMs / 1000));
     res.status(HTTP_STATUS[error.code]).json({ error: error.toWire() });
   };
 }
 
-/** Errors of express.json(): malformed JSON and bodies over the limit. */
-function bodyParserError(err: unknown): GatewayError | undefined {
+/** What express itself refuses: a path it cannot decode (`%ZZ`), malformed JSON, bodies over the limit. */
+function requestError(err: unknown): GatewayError | undefined {
   const e = err as { type?: string; status?: number };
+  if (err instanceof URIError || (e?.status === 400 && !e.type))
+    return new GatewayError(ErrorCode.VALIDATION, 'the request path is malformed');
   if (e?.type === 'entity.too.large') return new GatewayError(ErrorCode.PAYLOAD_TOO_LARGE, 'request body too large');
   if (e?.type === 'entity.parse.failed') return new GatewayError(ErrorCode.VALIDATION, 'request body is not valid JSON');
   if (e?.type && e.status && e.status >= 400 && e.status < 500)

@@ -88,6 +88,10 @@ interface MessageRow {
  * A whole batch in one statement, so one transaction: PostgreSQL runs every part of a WITH or none.
  * $1: existing conversations with their claimed owner and count of appends; $2: the time; $3: new conversations;
  * $4: the messages.
+ * 0. repeated: an idempotency key of the batch that is already stored. Then the statement writes nothing at all
+ *    (every write below is conditioned on there being none) and says so; the batch is written again with that
+ *    append answered as a repeat. A repeat thus costs the others of its batch one more round trip, not a
+ *    failed, rolled-back transaction.
  * 1. counts → locked → bumped: each existing conversation (matched on id AND owner, so another user's is left
  *    alone) is locked in id order, so that batches of different nodes cannot deadlock, and its last_seq moves
  *    past its appends. The lock is held until the statement commits: seq order is commit order.
@@ -95,14 +99,19 @@ interface MessageRow {
  *    reply stored with it).
  * 3. inserted: one multi-row insert; an existing conversation's k-th append takes seq (last_seq before) + k.
  *    Appends whose conversation was not bumped (missing, or not the user's) are not written.
- * It returns the bumped rows, with how many appends each took (n). The columns are named, not `*`: a column that a
- * later migration adds must not change the result of a statement that connections of running nodes have
- * prepared (PostgreSQL refuses it: "cached plan must not change result type").
+ * It returns the bumped rows, with how many appends each took (n), or one row marked `repeated`. The columns are
+ * named, not `*`: a column that a later migration adds must not change the result of a statement that connections
+ * of running nodes have prepared (PostgreSQL refuses it: "cached plan must not change result type").
  */
 const APPEND = preparedStatement(
-  'chat_append_batch_v2',
-  `with counts as (
-    select * from jsonb_to_recordset($1::jsonb) as v(id uuid, user_id varchar, n bigint)
+  'chat_append_batch_v3',
+  `with rows as (
+    select * from jsonb_to_recordset($4::jsonb) as m(id uuid, conversation_id uuid, user_id varchar, place bigint, is_new boolean,
+           role text, status text, content text, metadata jsonb, client_message_id varchar)
+  ), repeated as (
+    select 1 from rows m join messages e on e.user_id = m.user_id and e.client_message_id = m.client_message_id limit 1
+  ), counts as (
+    select * from jsonb_to_recordset($1::jsonb) as v(id uuid, user_id varchar, n bigint) where not exists (select from repeated)
   ), locked as (
     select c.id, v.n from conversations c join counts v on v.id = c.id and v.user_id = c.user_id
     order by c.id for update of c
@@ -112,23 +121,28 @@ const APPEND = preparedStatement(
     returning c.id, c.user_id, c.title, c.last_seq, c.created_at, c.updated_at, l.n
   ), new_users as (
     insert into users (id, created_at)
-    select distinct v.user_id, $2::timestamptz from jsonb_to_recordset($3::jsonb) as v(user_id varchar) order by 1
+    select distinct v.user_id, $2::timestamptz from jsonb_to_recordset($3::jsonb) as v(user_id varchar)
+    where not exists (select from repeated) order by 1
     on conflict (id) do nothing
   ), created as (
     insert into conversations (id, user_id, title, last_seq, created_at, updated_at)
     select v.id, v.user_id, v.title, v.n, $2::timestamptz, $2::timestamptz
     from jsonb_to_recordset($3::jsonb) as v(id uuid, user_id varchar, title varchar, n bigint)
+    where not exists (select from repeated)
   ), inserted as (
     insert into messages (id, conversation_id, user_id, seq, role, status, content, metadata, client_message_id, created_at, updated_at)
     select m.id, m.conversation_id, m.user_id, coalesce(b.last_seq - b.n, 0) + m.place, m.role, m.status, m.content,
            m.metadata, m.client_message_id, $2::timestamptz, $2::timestamptz
-    from jsonb_to_recordset($4::jsonb) as m(id uuid, conversation_id uuid, user_id varchar, place bigint, is_new boolean,
-           role text, status text, content text, metadata jsonb, client_message_id varchar)
-    left join bumped b on b.id = m.conversation_id and b.user_id = m.user_id
-    where m.is_new or b.id is not null
+    from rows m left join bumped b on b.id = m.conversation_id and b.user_id = m.user_id
+    where (m.is_new or b.id is not null) and not exists (select from repeated)
   )
-  select id, user_id, title, last_seq, created_at, updated_at, n from bumped`,
+  select false as repeated, id, user_id, title, last_seq, created_at, updated_at, n from bumped
+  union all
+  select true, null, null, null, null, null, null, null from repeated`,
 );
+
+/** A batch that met an idempotency key already stored, and so wrote nothing. */
+class RepeatedKey extends Error {}
 
 /**
  * Group commit: appends that arrive while earlier ones are committing are written together, in ONE
@@ -222,9 +236,9 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
   }
 
   async function commit(batch: Pending[], deadline: number) {
-    // Optimistic about idempotency keys: retries are rare, so a batch first writes without looking them up.
-    // A key already stored makes the insert fail on the unique index; the batch then rolls back and is
-    // written again, looking its keys up first. One round trip less per batch in the usual case.
+    // Optimistic about idempotency keys: repeats are rare, so a batch first writes without looking them up (the
+    // statement itself checks them, and writes nothing when one is stored). It is then written again, looking
+    // its keys up first. One round trip less per batch in the usual case.
     let lookUpKeys = false;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -237,9 +251,11 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
         });
         return;
       } catch (err) {
-        // A lock that was not granted within the bound (lock_timeout) would not be granted on a retry either.
-        const retryable = err instanceof UniqueConstraintViolationException || err instanceof DeadlockException;
-        if (err instanceof UniqueConstraintViolationException) lookUpKeys = true;
+        // A lock that was not granted within the bound (lock_timeout) would not be granted on a retry either. A key
+        // stored by another node between the statement's check and its insert fails on the unique index instead.
+        const retryable =
+          err instanceof RepeatedKey || err instanceof UniqueConstraintViolationException || err instanceof DeadlockException;
+        if (err instanceof RepeatedKey || err instanceof UniqueConstraintViolationException) lookUpKeys = true;
         if (retryable && attempt < MAX_ATTEMPTS && performance.now() < deadline) continue;
         if (batch.length > 1 && !isDatabaseUnavailable(err)) {
           // One append's failure must not fail the others: commit each on its own, so only the culprit fails.
@@ -342,6 +358,7 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
       toJson(rows),
     ]);
 
+    if (bumped.some((row) => row.repeated)) throw new RepeatedKey();
     // Only the rows the batch may write to came back: the claimed owner is the owner.
     const bumpedBy = new Map<string, { conversation: ConversationDto; seqBefore: number }>();
     for (const row of bumped) {

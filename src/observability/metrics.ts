@@ -72,6 +72,12 @@ export function createMetrics(nodeId: string) {
       buckets: latencyBuckets,
       registers: [registry],
     }),
+    handshakesRefused: new Counter({
+      name: 'chat_handshakes_refused_total',
+      help: 'Refused connections by reason: origin, rate_limited, unauthorized, token_expired, too_many_connections, namespace',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
     redisConnected: new Gauge({
       name: 'chat_redis_connected',
       help: 'Whether each Redis connection (pub, sub, commands) is up: 0 means fan-out between nodes is degraded',

@@ -6,7 +6,7 @@ import { userRoom } from '../shared/events.ts';
 import { createDispatcher, type CommandDeps } from './handlers.ts';
 import { trimIdleSocket } from './idle-socket.ts';
 import { startExpirySweep } from './session.ts';
-import { refusal } from './socket-server.ts';
+import { refusal, refuse } from './socket-server.ts';
 import type { ChatNamespace } from './types.ts';
 
 export interface ChatNamespaceOptions {
@@ -29,23 +29,29 @@ export function serveChatNamespace(nsp: ChatNamespace, o: ChatNamespaceOptions) 
     const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token ?? bearerToken(socket.handshake.headers.authorization);
     try {
       const identity = o.verifyToken(token);
-      // Counted on this node: the adapter's own room index, no map of ours to keep in step.
-      const open = nsp.adapter.rooms.get(userRoom(identity.userId))?.size ?? 0;
+      // Counted on this node: the adapter's own room index, no map of ours to keep in step. The socket joins its
+      // user's room here, in the same tick as the count, not once connected: Socket.IO connects a socket a tick
+      // after its middlewares, and many CONNECT packets in one request would otherwise all pass the count.
+      // (A socket that never connects, or is refused later, leaves its rooms as Socket.IO cleans it up.)
+      const room = userRoom(identity.userId);
+      const open = nsp.adapter.rooms.get(room)?.size ?? 0;
       if (open >= o.maxSocketsPerUser) {
         o.log.warn({ userId: identity.userId, open }, 'handshake refused: too many sockets');
-        return next(refusal('TOO_MANY_CONNECTIONS', `at most ${o.maxSocketsPerUser} open sockets per user`));
+        o.metrics.handshakesRefused.inc({ reason: 'too_many_connections' });
+        return refuse(socket, next, refusal('TOO_MANY_CONNECTIONS', `at most ${o.maxSocketsPerUser} open sockets per user`));
       }
       socket.data.userId = identity.userId;
       socket.data.exp = identity.exp;
+      socket.join(room);
       next();
     } catch (err) {
       const code = err instanceof GatewayError && err.code === 'TOKEN_EXPIRED' ? 'TOKEN_EXPIRED' : 'UNAUTHORIZED';
-      next(refusal(code, err instanceof GatewayError ? err.message : 'unauthorized'));
+      o.metrics.handshakesRefused.inc({ reason: code.toLowerCase() });
+      refuse(socket, next, refusal(code, err instanceof GatewayError ? err.message : 'unauthorized'));
     }
   });
 
   nsp.on('connection', (socket) => {
-    socket.join(userRoom(socket.data.userId));
     // Nothing is ever addressed to one socket by its id, so the room Socket.IO makes for it is left: one Set
     // and one index entry less per socket.
     socket.leave(socket.id);

@@ -3,6 +3,7 @@ import type { Assistant } from '../assistant/assistant.ts';
 import type { TokenVerifier } from '../auth/jwt.ts';
 import type { SendMessage } from '../chat/send-message.ts';
 import type { ConversationService } from '../conversations/conversation.service.ts';
+import { historyCost, type Budget, type UserLimits } from '../limits/user-limits.ts';
 import type { MessageService } from '../messages/message.service.ts';
 import { reportFailure } from '../observability/failures.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -21,6 +22,9 @@ export interface CommandDeps {
   sendMessage: SendMessage;
   assistant: Pick<Assistant, 'stop'>;
   publish: Publisher;
+  limits: UserLimits;
+  /** Commands of one socket being handled at once; more are refused at once. */
+  maxInflightPerSocket: number;
   maxMessageChars: number;
   /** True once shutdown has begun: new sends (and so new replies) go to another node. */
   isClosing: () => boolean;
@@ -42,6 +46,21 @@ interface Handled<K extends CommandName> {
 
 type Handler<K extends CommandName> = (socket: ChatSocket, payload: z.infer<CommandSchemas[K]>) => Promise<Handled<K>>;
 type CommandTable = { [K in CommandName]: Handler<K> };
+
+/** What each command draws on (see limits/user-limits.ts); `message:send` is counted by the send itself, for both doors. */
+const COSTS: { [K in CommandName]: (payload: z.infer<CommandSchemas[K]>) => [Budget, number] | undefined } = {
+  'conversation:create': () => ['write', 1],
+  'conversation:list': () => ['read', 1],
+  'conversation:rename': () => ['write', 1],
+  'conversation:delete': () => ['write', 1],
+  'message:send': () => undefined,
+  'assistant:stop': () => ['write', 1],
+  'history:get': (p) => ['read', historyCost(p.limit)],
+  'auth:refresh': () => ['refresh', 1],
+};
+
+/** How soon a socket over its in-flight cap may try again: its earlier commands are being answered. */
+const INFLIGHT_RETRY_MS = 100;
 
 /**
  * The command handlers, built once per gateway and shared by every socket: validate → authorize → commit →
@@ -96,13 +115,16 @@ export function createDispatcher(deps: HandlerDeps): (this: ChatSocket, event: s
     },
   };
 
-  const run = (socket: ChatSocket, event: string, payload: unknown): Promise<{ data: unknown; after?: () => void }> => {
+  const run = async (socket: ChatSocket, event: string, payload: unknown): Promise<{ data: unknown; after?: () => void }> => {
     if (!Object.hasOwn(commands, event)) {
-      return Promise.reject(new GatewayError(ErrorCode.VALIDATION, `unknown event "${event.slice(0, 50)}"`));
+      throw new GatewayError(ErrorCode.VALIDATION, `unknown event "${event.slice(0, 50)}"`);
     }
     const name = event as CommandName;
+    const parsed = parse(schemas[name], payload);
+    const cost = (COSTS[name] as (p: unknown) => [Budget, number] | undefined)(parsed);
+    if (cost) await deps.limits.consume(socket.data.userId, ...cost);
     const handler = commands[name] as (s: ChatSocket, p: unknown) => Promise<{ data: unknown; after?: () => void }>;
-    return handler(socket, parse(schemas[name], payload));
+    return handler(socket, parsed);
   };
 
   // One function for every socket: Socket.IO calls `onAny` listeners with the socket as `this`.
@@ -129,6 +151,16 @@ async function answer(
   }
   const payload = args.length > 1 ? args[0] : undefined;
   const started = performance.now();
+  // One socket cannot keep the node busy for everyone: past its cap, it waits for its own answers.
+  if ((socket.data.inflight ?? 0) >= deps.maxInflightPerSocket) {
+    deps.metrics.socketEvents.inc({ event: label, outcome: ErrorCode.RATE_LIMITED });
+    const error = new GatewayError(ErrorCode.RATE_LIMITED, 'too many commands in flight on this socket', {
+      retryAfterMs: INFLIGHT_RETRY_MS,
+    });
+    (ack as (r: Ack<unknown>) => void)({ ok: false, error: error.toWire() });
+    return;
+  }
+  socket.data.inflight = (socket.data.inflight ?? 0) + 1;
   deps.inflight.count++;
   let result: Ack<unknown>;
   let after: (() => void) | undefined;
@@ -141,6 +173,7 @@ async function answer(
     result = { ok: false, error: error.toWire() };
   } finally {
     deps.inflight.count--;
+    socket.data.inflight!--;
   }
   deps.metrics.socketEvents.inc({ event: label, outcome: result.ok ? 'ok' : result.error.code });
   deps.metrics.ackDuration.observe({ event: label }, (performance.now() - started) / 1000);

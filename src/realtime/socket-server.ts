@@ -1,8 +1,11 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter';
+import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { Server } from 'socket.io';
+import type { Allowance } from '../limits/user-limits.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import { CHAT_NAMESPACE, type ConnectErrorData } from '../shared/events.ts';
 import { isOriginAllowed } from './origin.ts';
 import type { RedisClients } from './redis.ts';
@@ -17,6 +20,10 @@ export interface SocketServerOptions {
   redis?: RedisClients;
   redisAdapter: 'classic' | 'sharded';
   redisPrefix: string;
+  /** New connections per client address per window, on this node. */
+  handshakes: Allowance;
+  clientAddress: (req: IncomingMessage) => string;
+  metrics: Metrics;
   log: Logger;
 }
 
@@ -25,16 +32,30 @@ export interface SocketServerOptions {
  * start; it takes connections once `attach` binds it to the HTTP server.
  */
 export function createSocketServer(o: SocketServerOptions) {
+  // Per node and in memory: a flood of handshakes from one address must cost it, not a round trip to Redis each.
+  const handshakes = new RateLimiterMemory({ points: o.handshakes.points, duration: o.handshakes.durationS, keyPrefix: 'handshake' });
   const io: ChatServer = new Server({
     // The largest valid event is message:send at MAX_MESSAGE_CHARS code points; a JSON encoder that escapes
     // all non-ASCII spends 12 bytes on one. Anything bigger is not a valid event and closes the socket.
     maxHttpBufferSize: o.maxMessageChars * 12 + 4096,
     // Only response headers for browsers; the real Origin check is allowRequest below.
     cors: o.corsOrigins ? { origin: o.corsOrigins, credentials: true } : undefined,
+    // Runs for each new connection (not for the requests of one already open).
     allowRequest: (req, callback) => {
-      const allowed = isOriginAllowed(req, o.corsOrigins);
-      if (!allowed) o.log.warn({ origin: req.headers.origin }, 'handshake refused: origin not allowed');
-      callback(allowed ? null : 'origin not allowed', allowed);
+      if (!isOriginAllowed(req, o.corsOrigins)) {
+        o.log.warn({ origin: req.headers.origin }, 'handshake refused: origin not allowed');
+        o.metrics.handshakesRefused.inc({ reason: 'origin' });
+        return callback('origin not allowed', false);
+      }
+      const address = o.clientAddress(req);
+      handshakes.consume(address).then(
+        () => callback(null, true),
+        () => {
+          o.metrics.handshakesRefused.inc({ reason: 'rate_limited' });
+          o.log.warn({ address }, 'handshake refused: too many new connections from this address');
+          callback('too many new connections from this address', false);
+        },
+      );
     },
     serveClient: false,
   });
@@ -46,7 +67,10 @@ export function createSocketServer(o: SocketServerOptions) {
     );
   }
   // Nothing is served on the main namespace: clients must use /chat.
-  io.of('/').use((_socket, next) => next(refusal('UNAUTHORIZED', `connect to the ${CHAT_NAMESPACE} namespace`)));
+  io.of('/').use((socket, next) => {
+    o.metrics.handshakesRefused.inc({ reason: 'namespace' });
+    refuse(socket, next, refusal('UNAUTHORIZED', `connect to the ${CHAT_NAMESPACE} namespace`));
+  });
   const nsp: ChatNamespace = io.of(CHAT_NAMESPACE);
 
   return {
@@ -84,6 +108,16 @@ export type SocketServer = ReturnType<typeof createSocketServer>;
 interface EngineClient {
   transport?: { socket?: { terminate?: () => void } };
   close?: (discard: boolean) => void;
+}
+
+/**
+ * Refuses a socket, then closes its connection once the refusal is sent: a refused client has nothing more to do
+ * here, and an open connection would hold a slot of the node until the heartbeat ends it (45 s).
+ */
+export function refuse(socket: { conn: { close(): void } }, next: (err?: Error) => void, err: Error): void {
+  next(err);
+  // Socket.IO sends the refusal on the next tick; closing waits for what is buffered to be written.
+  setImmediate(() => socket.conn.close());
 }
 
 /** A refused handshake: the client gets `connect_error` with `err.data.code`. */

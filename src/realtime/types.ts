@@ -11,6 +11,8 @@ export interface SocketData {
   userId: string;
   /** Token expiry, seconds since the epoch. */
   exp: number;
+  /** Commands of this socket being handled now. */
+  inflight?: number;
 }
 
 export type ChatServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;

@@ -11,6 +11,7 @@ import {
   queryPageLimit,
   renameTitle,
   seq,
+  text,
   title,
 } from './validation.ts';
 
@@ -37,7 +38,7 @@ export function commandSchemas(maxMessageChars: number) {
       after: seqNumber.optional(),
       limit: pageLimit(LIMITS.historyPage),
     }),
-    'auth:refresh': z.object({ token: z.string().min(1).max(LIMITS.tokenChars) }),
+    'auth:refresh': z.object({ token: text().pipe(z.string().min(1).max(LIMITS.tokenChars)) }),
   } as const;
 }
 

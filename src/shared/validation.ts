@@ -27,8 +27,16 @@ export function parse<S extends z.ZodType>(schema: S, input: unknown): z.infer<S
 // running on a node), and PostgreSQL answers in lower case, so ids are lowered as they come in.
 export const conversationId = z.uuid({ message: 'must be a conversation id (uuid)' }).transform((id) => id.toLowerCase());
 export const messageId = z.uuid({ message: 'must be a message id (uuid)' }).transform((id) => id.toLowerCase());
-/** Text PostgreSQL can store: it refuses the NUL character outright. */
-const text = () => z.string().refine((s) => !s.includes('\u0000'), 'must not contain the NUL character');
+/**
+ * Text as it will be stored and compared. PostgreSQL refuses the NUL character outright; half of a UTF-16
+ * surrogate pair (a lone surrogate, which JSON allows) would be stored as U+FFFD, so what a client sent and what
+ * it later reads, or looks an idempotency key up by, would differ.
+ */
+export const text = () =>
+  z
+    .string()
+    .refine((s) => !s.includes('\u0000'), 'must not contain the NUL character')
+    .refine((s) => s.isWellFormed(), 'must be well-formed Unicode (no lone surrogate)');
 
 /** A conversation title: up to 200 characters; empty or white space means no title. */
 export const renameTitle = text()
@@ -43,7 +51,7 @@ export const clientMessageId = text()
   .refine((id) => !id.startsWith('assistant:'), 'must not start with "assistant:" (reserved)');
 /** Sequence numbers: non-negative integers; query strings arrive as text. */
 export const seq = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-export const cursor = z.string().min(1).max(LIMITS.cursorChars);
+export const cursor = text().pipe(z.string().min(1).max(LIMITS.cursorChars));
 
 /** A page size from 1 to `max`. */
 export const pageLimit = (page: { max: number; default: number }) => z.number().int().min(1).max(page.max).default(page.default);

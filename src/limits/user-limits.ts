@@ -1,0 +1,69 @@
+import type { Redis } from 'ioredis';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { ErrorCode, GatewayError } from '../shared/errors.ts';
+
+/**
+ * What a user spends, per kind of work. One user must not be able to slow the others down: every command and
+ * route draws on one of these, and each has its own allowance per window.
+ * - send: messages (each one also starts an assistant reply, the costliest thing the gateway does);
+ * - write: creating, renaming and deleting conversations, erasing the account;
+ * - read: lists, history pages (weighted by their size), exports;
+ * - refresh: `auth:refresh`, a token verification each.
+ */
+export type Budget = 'send' | 'write' | 'read' | 'refresh';
+
+export interface Allowance {
+  points: number;
+  durationS: number;
+}
+
+export interface UserLimits {
+  /** Takes `points` from the user's allowance of `budget`; throws RATE_LIMITED (with retryAfterMs) when too few are left. */
+  consume(userId: string, budget: Budget, points?: number): Promise<void>;
+}
+
+const REFUSALS: Record<Budget, string> = {
+  send: 'too many messages; slow down',
+  write: 'too many changes to conversations; slow down',
+  read: 'too many reads; slow down',
+  refresh: 'too many token refreshes; slow down',
+};
+
+/**
+ * Per-user allowances shared by every node through Redis (in memory in the embedded mode). While Redis is
+ * unreachable or does not answer in time, each node falls back to an in-memory allowance of its own rather than
+ * refusing (or holding) the user's work.
+ */
+export function createUserLimits(o: { allowances: Record<Budget, Allowance>; redis?: Redis; prefix: string }): UserLimits {
+  const limiters = Object.fromEntries(
+    (Object.entries(o.allowances) as [Budget, Allowance][]).map(([budget, { points, durationS }]) => {
+      const memory = new RateLimiterMemory({ points, duration: durationS, keyPrefix: budget });
+      const limiter: RateLimiterAbstract = o.redis
+        ? new RateLimiterRedis({
+            storeClient: o.redis,
+            points,
+            duration: durationS,
+            keyPrefix: `${o.prefix}:rl:${budget}`,
+            insuranceLimiter: memory,
+          })
+        : memory;
+      return [budget, limiter];
+    }),
+  ) as Record<Budget, RateLimiterAbstract>;
+
+  return {
+    async consume(userId, budget, points = 1) {
+      try {
+        await limiters[budget].consume(userId, points);
+      } catch (err) {
+        if (err instanceof RateLimiterRes) {
+          throw new GatewayError(ErrorCode.RATE_LIMITED, REFUSALS[budget], { retryAfterMs: Math.max(1, Math.ceil(err.msBeforeNext)) });
+        }
+        throw err;
+      }
+    },
+  };
+}
+
+/** A history page costs one read point per 50 messages it may hold (the default page), so big pages cost more. */
+export const historyCost = (limit: number) => Math.max(1, Math.ceil(limit / 50));
