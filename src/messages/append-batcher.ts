@@ -156,7 +156,10 @@ class RepeatedKey extends Error {}
  * node meanwhile) makes the insert fail on the unique index, and the batch is retried looking its keys up, so
  * those appends answer with the stored message.
  */
-export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
+/** How each attempt at writing a batch ended (for the `chat_append_batches_total` metric). */
+export type BatchOutcome = 'committed' | 'repeated_key' | 'conflict' | 'deadlock' | 'failed';
+
+export function createAppendBatcher(orm: Orm, options: BatcherOptions, counted: (outcome: BatchOutcome) => void = () => undefined) {
   const queue: Pending[] = [];
   /** Batches holding one of the `concurrency` places. */
   let inFlight = 0;
@@ -246,11 +249,21 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
           batch.map((p) => p.request),
           lookUpKeys,
         );
+        counted('committed');
         batch.forEach((p, i) => {
           p.resolve(results[i]!);
         });
         return;
       } catch (err) {
+        counted(
+          err instanceof RepeatedKey
+            ? 'repeated_key'
+            : err instanceof UniqueConstraintViolationException
+              ? 'conflict'
+              : err instanceof DeadlockException
+                ? 'deadlock'
+                : 'failed',
+        );
         // A lock that was not granted within the bound (lock_timeout) would not be granted on a retry either. A key
         // stored by another node between the statement's check and its insert fails on the unique index instead.
         const retryable =

@@ -46,7 +46,7 @@ export function createMessageService({
   metrics,
   batching = DEFAULT_BATCHING,
 }: ServiceDeps & { metrics: Metrics; batching?: BatcherOptions }) {
-  const batcher = createAppendBatcher(orm, batching);
+  const batcher = createAppendBatcher(orm, batching, (outcome) => metrics.appendBatches.inc({ outcome }));
 
   /**
    * Appends a message: the message, the conversation's last_seq and updated_at change in ONE transaction,

@@ -32,6 +32,12 @@ export function createMetrics(nodeId: string) {
       labelNames: ['role'] as const,
       registers: [registry],
     }),
+    appendBatches: new Counter({
+      name: 'chat_append_batches_total',
+      help: 'Attempts at writing a batch of messages, by outcome: committed, repeated_key (wrote nothing, written again), conflict or deadlock (rolled back, written again), failed',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
     dbErrors: new Counter({
       name: 'chat_db_errors_total',
       help: 'Database errors by kind',
