@@ -7,4 +7,5 @@ export default ormConfig({
   entities,
   databaseUrl: process.env.DATABASE_URL || undefined,
   pgliteDir: process.env.PGLITE_DIR || './data',
+  schema: process.env.DATABASE_SCHEMA || undefined,
 });

@@ -22,6 +22,11 @@ const EnvSchema = z.object({
   HOST: z.string().optional(),
   DATABASE_URL: z.string().min(1).optional(),
   PGLITE_DIR: z.string().default('./data'),
+  // Quoted into SQL (search_path, create schema): a plain identifier only.
+  DATABASE_SCHEMA: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case PostgreSQL identifier (letters, digits, underscore)')
+    .default('public'),
   REDIS_URL: z.string().min(1).optional(),
   NODE_ID: z.string().min(1).optional(),
   JWT_SECRET: z.string().optional(),
@@ -76,6 +81,8 @@ export interface GatewayConfig {
   nodeId: string;
   databaseUrl?: string;
   pgliteDir: string;
+  /** The PostgreSQL schema of every table of the gateway. */
+  databaseSchema: string;
   redisUrl?: string;
   redisAdapter: 'classic' | 'sharded';
   /** Prefix of every Redis channel and key: gateways with different prefixes share a Redis without meeting. */
@@ -149,6 +156,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, makeDemoSecret?
     nodeId: e.NODE_ID ?? `${hostname()}-${process.pid}`,
     databaseUrl: e.DATABASE_URL,
     pgliteDir: e.PGLITE_DIR,
+    databaseSchema: e.DATABASE_SCHEMA,
     redisUrl: e.REDIS_URL,
     redisAdapter: e.REDIS_ADAPTER,
     redisPrefix: e.REDIS_PREFIX,

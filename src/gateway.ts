@@ -73,6 +73,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     entities,
     databaseUrl: config.databaseUrl,
     pgliteDir: config.pgliteDir,
+    schema: config.databaseSchema,
     poolMax: config.dbPoolMax,
     statementTimeoutMs: config.writeTimeoutMs,
     migrate: config.migrateOnStart,

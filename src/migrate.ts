@@ -18,6 +18,7 @@ const orm = await initOrm({
   entities,
   databaseUrl: process.env.DATABASE_URL || undefined,
   pgliteDir: process.env.PGLITE_DIR || './data',
+  schema: process.env.DATABASE_SCHEMA || undefined,
   migrate: true,
   log,
 });

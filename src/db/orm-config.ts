@@ -18,6 +18,11 @@ export interface DatabaseOptions {
   /** Pool size for PostgreSQL. */
   poolMax?: number;
   /**
+   * The PostgreSQL schema of every table, index and the migrations' own table (default `public`), so the gateway
+   * can share a database with the application it serves (which may have a `users` table of its own).
+   */
+  schema?: string;
+  /**
    * Bounds on every statement of the serving pool (not of migrations, which may rightly take long): PostgreSQL
    * cancels a statement that runs, or waits for a lock, longer than this, and the driver gives up on an answer
    * that does not come a little after that (a server that hangs cannot cancel anything).
@@ -28,8 +33,10 @@ export interface DatabaseOptions {
 
 /** One MikroORM config for both databases: the same entities and migrations serve PostgreSQL and PGlite. */
 export function ormConfig(options: DatabaseOptions): Options {
+  const schema = options.schema ?? 'public';
   const common = {
     entities: options.entities,
+    schema,
     extensions: [Migrator],
     debug: options.debug ?? false,
     // Entities are defined with defineEntity; nothing to discover by reflection.
@@ -62,6 +69,8 @@ export function ormConfig(options: DatabaseOptions): Options {
         // A peer that vanished without closing (a host down, a cut network) is noticed by TCP keep-alive.
         keepAlive: true,
         keepAliveInitialDelayMillis: 10_000,
+        // The statements written by hand (the append batch, history, replies) name tables without a schema.
+        options: `-c search_path=${schema}`,
         ...statementBounds(options.statementTimeoutMs),
         onPoolCreated: (pool: Pool) => namePreparedStatements(pool),
       },

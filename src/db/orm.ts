@@ -13,11 +13,28 @@ export async function initOrm(options: DatabaseOptions & { migrate: boolean; log
     await migrateUnderLock(options, options.log);
   }
   const orm = await MikroORM.init(ormConfig(options));
+  if (!options.databaseUrl) await useSchema(orm, options.schema);
   if (options.migrate && !options.databaseUrl) {
     // The embedded database lives in this process only: no other node can race for it.
     await runMigrations(orm, options.log);
   }
   return orm;
+}
+
+/**
+ * The embedded database is one connection: its search path is set once (PostgreSQL's pool sets it per connection),
+ * and the schema made first, since the statements written by hand name tables without one.
+ */
+async function useSchema(orm: Orm, schema = 'public') {
+  const connection = orm.em.getConnection();
+  await connection.execute(`create schema if not exists ${quoted(schema)}`);
+  await connection.execute(`set search_path to ${quoted(schema)}`);
+}
+
+/** A schema name in SQL: it is written into statements, so only a plain identifier is taken. */
+function quoted(schema: string): string {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error(`"${schema}" is not a plain lower-case schema name`);
+  return `"${schema}"`;
 }
 
 async function runMigrations(orm: Orm, log: Logger) {
@@ -34,6 +51,7 @@ async function migrateUnderLock(options: DatabaseOptions, log: Logger) {
   await client.connect();
   try {
     await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    await client.query(`create schema if not exists ${quoted(options.schema ?? 'public')}`);
     const orm = await MikroORM.init({ ...ormConfig({ ...options, statementTimeoutMs: undefined }), pool: { min: 0, max: 1 } });
     try {
       await runMigrations(orm, log);
