@@ -9,6 +9,7 @@ import { createReplyStore } from './assistant/reply-store.ts';
 import { createTokenVerifier } from './auth/jwt.ts';
 import { chatRoutes } from './chat/chat.routes.ts';
 import { messageRoutes } from './chat/message.routes.ts';
+import { seedRoutes } from './chat/seed.routes.ts';
 import { createSendMessage, type SendMessage } from './chat/send-message.ts';
 import type { GatewayConfig } from './config.ts';
 import { conversationRoutes } from './conversations/conversation.routes.ts';
@@ -144,6 +145,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
       { path: '/conversations', router: conversationRoutes({ conversations, publish, limits, maxMessageChars }) },
       { path: '/conversations', router: messageRoutes({ messages, sendMessage, limits, maxMessageChars }) },
       { path: '/me', router: userRoutes({ users, limits, disconnectUser: fanout.disconnectUser }) },
+      { path: '', router: seedRoutes({ messages, limits }) },
       { path: '', router: chatRoutes({ sendMessage, messages, maxMessageChars, timeoutMs: config.assistant.chatTimeoutMs }) },
     ],
     verifyToken,

@@ -31,7 +31,7 @@ export function conversationRoutes({ conversations, publish, limits, maxMessageC
     const userId = identityOf(res).userId;
     await limits.consume(userId, 'write');
     const outcome = await conversations.create(userId, body);
-    res.status(201).json(outcome.data);
+    res.status(outcome.data.created ? 201 : 200).json({ conversation: outcome.data.conversation });
     publish(outcome.broadcasts);
   });
 

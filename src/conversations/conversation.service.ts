@@ -17,18 +17,34 @@ export function createConversationService({ orm, log }: ServiceDeps) {
     return toConversationDto(conversation);
   }
 
-  async function create(userId: string, input: { title?: string | null }): Promise<Outcome<{ conversation: ConversationDto }>> {
+  /**
+   * A new conversation; or, with `reuse: 'latest'` (get-or-create), the user's most recently updated one when they
+   * have any. Get-or-create takes a lock per user for its transaction, so that two tabs asking at once end with one
+   * conversation, not two.
+   */
+  async function create(
+    userId: string,
+    input: { title?: string | null; reuse?: 'latest' },
+  ): Promise<Outcome<{ conversation: ConversationDto; created: boolean }>> {
     const em = orm.em.fork();
-    const conversation = await em.transactional(async (tx) => {
+    const { conversation, created } = await em.transactional(async (tx) => {
+      if (input.reuse === 'latest') {
+        await tx.execute("select pg_advisory_xact_lock(hashtextextended('chat:get-or-create:' || ?, 0))", [userId]);
+        const latest = await tx.findOne(ConversationSchema, { user: userId }, { orderBy: { updatedAt: 'desc', id: 'desc' } });
+        if (latest) return { conversation: latest, created: false };
+      }
       await ensureUsers(tx, [userId]);
       const now = new Date();
       const c = tx.create(ConversationSchema, { user: userId, title: input.title ?? null, lastSeq: 0, createdAt: now, updatedAt: now });
       await tx.flush();
-      return c;
+      return { conversation: c, created: true };
     });
     const dto = toConversationDto(conversation);
-    audit(log, { userId, op: 'conversation.create', outcome: 'ok', conversationId: dto.id });
-    return { data: { conversation: dto }, broadcasts: [{ userId, event: 'conversation:created', payload: { conversation: dto } }] };
+    audit(log, { userId, op: created ? 'conversation.create' : 'conversation.reuse', outcome: 'ok', conversationId: dto.id });
+    const broadcasts: Outcome<unknown>['broadcasts'] = created
+      ? [{ userId, event: 'conversation:created', payload: { conversation: dto } }]
+      : [];
+    return { data: { conversation: dto, created }, broadcasts };
   }
 
   async function list(userId: string, input: { limit: number; cursor?: string | null }) {

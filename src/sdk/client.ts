@@ -105,12 +105,14 @@ export class ChatClient {
   // ---- commands: each resolves with its ack's data or rejects with a ChatError -------------------------------
 
   /**
-   * Creates a conversation.
+   * Creates a conversation; with `reuse: 'latest'`, returns the user's most recently updated one instead when
+   * there is one (`created: false`), so that every tab opening "the" conversation ends in the same one.
    *
    * @example
    * const { conversation } = await chat.createConversation({ title: 'Groceries' });
+   * const { conversation: current, created } = await chat.createConversation({ reuse: 'latest' });
    */
-  async createConversation(input: { title?: string | null } = {}): Promise<CommandResults['conversation:create']> {
+  async createConversation(input: { title?: string | null; reuse?: 'latest' } = {}): Promise<CommandResults['conversation:create']> {
     const data = await this.connection.command('conversation:create', input);
     this.sync.conversation(data.conversation);
     return data;

@@ -16,11 +16,13 @@ import {
 } from './validation.ts';
 
 const seqNumber = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+/** Get-or-create: the only reuse there is. */
+const reuse = z.literal('latest', { message: 'must be "latest"' });
 
 /** The payload schema of every client → server event; compiled once per gateway. */
 export function commandSchemas(maxMessageChars: number) {
   return {
-    'conversation:create': z.object({ title }).default({ title: null }),
+    'conversation:create': z.object({ title, reuse: reuse.optional() }).default({ title: null }),
     'conversation:list': z
       .object({ limit: pageLimit(LIMITS.conversationsPage), cursor: cursor.nullable().optional() })
       .default({ limit: LIMITS.conversationsPage.default }),
@@ -49,7 +51,7 @@ export function restSchemas(maxMessageChars: number) {
   return {
     listQuery: z.object({ limit: queryPageLimit(LIMITS.conversationsPage), cursor: cursor.optional() }),
     historyQuery: z.object({ before: seq.optional(), after: seq.optional(), limit: queryPageLimit(LIMITS.historyPage) }),
-    createBody: z.object({ title }).default({ title: null }),
+    createBody: z.object({ title, reuse: reuse.optional() }).default({ title: null }),
     renameBody: z.object({ title: renameTitle }),
     sendBody: z.object({ content: contentSchema(maxMessageChars), clientMessageId: clientMessageId.optional() }),
     chatBody: z.object({ message: contentSchema(maxMessageChars), conversation_id: conversationId.nullable().optional() }),

@@ -33,7 +33,8 @@ export type Ack<T> = { ok: true; data: T } | { ok: false; error: WireError };
 export type AckCallback<T> = (result: Ack<T>) => void;
 
 export interface CommandPayloads {
-  'conversation:create': { title?: string | null };
+  /** `reuse: 'latest'`: the user's most recently updated conversation if there is one (get-or-create). */
+  'conversation:create': { title?: string | null; reuse?: 'latest' };
   'conversation:list': { limit?: number; cursor?: string | null };
   'conversation:rename': { conversationId: string; title: string | null };
   'conversation:delete': { conversationId: string };
@@ -44,7 +45,8 @@ export interface CommandPayloads {
 }
 
 export interface CommandResults {
-  'conversation:create': { conversation: ConversationDto };
+  /** `created`: false when an existing conversation was reused. */
+  'conversation:create': { conversation: ConversationDto; created: boolean };
   'conversation:list': { conversations: ConversationDto[]; nextCursor: string | null };
   'conversation:rename': { conversation: ConversationDto };
   'conversation:delete': { conversationId: string };
