@@ -44,6 +44,7 @@ const EnvSchema = z.object({
   MAX_MESSAGE_CHARS: int(10_000, 1),
   MIGRATE_ON_START: bool.default(true),
   METRICS_TOKEN: z.string().min(1).optional(),
+  AUDIT_LOG: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DB_POOL_MAX: int(20, 1),
   SEND_RATE_LIMIT: int(20, 1),
@@ -58,6 +59,7 @@ const EnvSchema = z.object({
   HANDSHAKE_RATE_LIMIT: int(60, 1),
   HANDSHAKE_RATE_WINDOW_S: int(10, 1),
   TRUSTED_PROXIES: list.optional(),
+  RECORD_CLIENT_ADDRESS: bool.default(false),
   MAX_SOCKETS_PER_USER: int(20, 1),
   SHUTDOWN_TIMEOUT_MS: int(10_000, 0),
   REDIS_ADAPTER: z.enum(['classic', 'sharded']).default('classic'),
@@ -103,6 +105,8 @@ export interface GatewayConfig {
   migrateOnStart: boolean;
   metricsToken?: string;
   logLevel: Env['LOG_LEVEL'];
+  /** A file for the audit trail, apart from the application log (unset: the application log). */
+  auditLog?: string;
   dbPoolMax: number;
   /** Append transactions in flight at once per node (group commit: each takes every append queued when it starts). */
   appendConcurrency: number;
@@ -119,6 +123,8 @@ export interface GatewayConfig {
   };
   /** Who may tell the client's address in X-Forwarded-For (express's `trust proxy` values: loopback, CIDRs…). */
   trustedProxies: string[];
+  /** Whether a user message records the client's address (personal data: off unless the operator opts in). */
+  recordClientAddress: boolean;
   shutdownTimeoutMs: number;
   /** Longest a write may wait to commit before it answers UNAVAILABLE; also PostgreSQL's statement and lock timeouts. */
   writeTimeoutMs: number;
@@ -174,6 +180,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, makeDemoSecret?
     migrateOnStart: e.MIGRATE_ON_START,
     metricsToken: e.METRICS_TOKEN,
     logLevel: e.LOG_LEVEL,
+    auditLog: e.AUDIT_LOG,
     dbPoolMax: e.DB_POOL_MAX,
     appendConcurrency: e.APPEND_CONCURRENCY,
     appendQueueMax: e.APPEND_QUEUE_MAX,
@@ -189,6 +196,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, makeDemoSecret?
       handshakes: { points: e.HANDSHAKE_RATE_LIMIT, durationS: e.HANDSHAKE_RATE_WINDOW_S },
     },
     trustedProxies: e.TRUSTED_PROXIES ?? ['loopback'],
+    recordClientAddress: e.RECORD_CLIENT_ADDRESS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     writeTimeoutMs: e.WRITE_TIMEOUT_MS,
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,

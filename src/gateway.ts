@@ -20,9 +20,11 @@ import type { Orm } from './db/types.ts';
 import { entities } from './entities.ts';
 import { createHttpApp } from './http/app.ts';
 import { clientAddressOf } from './http/client-address.ts';
+import { clientInfoOf } from './http/client-info.ts';
 import { readinessOf } from './http/ops.routes.ts';
 import { createUserLimits } from './limits/user-limits.ts';
 import { createMessageService, DEFAULT_BATCHING, type MessageService } from './messages/message.service.ts';
+import { createAudit } from './observability/audit.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { serveChatNamespace } from './realtime/chat-namespace.ts';
@@ -88,6 +90,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   let closing = false;
   const isClosing = () => closing;
 
+  const clientAddress = clientAddressOf(config.trustedProxies);
   // The socket server comes first: every write below publishes through its fan-out.
   const sockets = createSocketServer({
     corsOrigins: config.corsOrigins,
@@ -96,14 +99,15 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     redisAdapter: config.redisAdapter,
     redisPrefix: config.redisPrefix,
     handshakes: config.limits.handshakes,
-    clientAddress: clientAddressOf(config.trustedProxies),
+    clientAddress,
     metrics,
     log,
   });
   const fanout = createFanout(sockets.nsp, { redis, syncSpreadMs: config.syncSpreadMs, metrics, log });
   const publish = fanout.publish;
 
-  const deps = { orm, log };
+  const audit = createAudit({ log, node: config.nodeId, path: config.auditLog });
+  const deps = { orm, log, audit };
   const conversations = createConversationService(deps);
   const messages = createMessageService({
     ...deps,
@@ -125,6 +129,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     databaseHealthyForMs: database.healthyForMs,
     metrics,
     log,
+    audit,
     timing: replyTiming(config.assistant.staleMs, options.assistantTiming),
   });
   fanout.answerStops(assistant.stopIfRunningHere);
@@ -132,6 +137,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   const sendMessage = createSendMessage({ limits, messages, assistant, publish, log, writeTimeoutMs: config.writeTimeoutMs });
 
   const { maxMessageChars } = config;
+  const clientInfo = clientInfoOf({ recordAddress: config.recordClientAddress, address: clientAddress });
   const httpInflight = { count: 0 };
   const readiness = readinessOf({
     database,
@@ -143,10 +149,10 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   const app = createHttpApp({
     api: [
       { path: '/conversations', router: conversationRoutes({ conversations, publish, limits, maxMessageChars }) },
-      { path: '/conversations', router: messageRoutes({ messages, sendMessage, limits, maxMessageChars }) },
+      { path: '/conversations', router: messageRoutes({ messages, sendMessage, limits, maxMessageChars, clientInfo }) },
       { path: '/me', router: userRoutes({ users, limits, disconnectUser: fanout.disconnectUser }) },
       { path: '', router: seedRoutes({ messages, limits }) },
-      { path: '', router: chatRoutes({ sendMessage, messages, maxMessageChars, timeoutMs: config.assistant.chatTimeoutMs }) },
+      { path: '', router: chatRoutes({ sendMessage, messages, maxMessageChars, timeoutMs: config.assistant.chatTimeoutMs, clientInfo }) },
     ],
     verifyToken,
     auth: config.auth,
@@ -160,6 +166,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   });
   const chat = serveChatNamespace(sockets.nsp, {
     verifyToken,
+    clientInfo,
     maxSocketsPerUser: config.limits.maxSocketsPerUser,
     commands: {
       conversations,

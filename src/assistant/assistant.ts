@@ -1,8 +1,9 @@
 import type { MessageService } from '../messages/message.service.ts';
+import type { Audit } from '../observability/audit.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Publisher } from '../shared/broadcast.ts';
-import { notFound } from '../shared/errors.ts';
+import { GatewayError, notFound } from '../shared/errors.ts';
 import type { MessageDto } from '../shared/events.ts';
 import { waitAtMost } from '../shared/time-bounds.ts';
 import type { AssistantProvider, ChatTurn } from './provider.ts';
@@ -27,6 +28,7 @@ export interface AssistantDeps {
   stopElsewhere?: (messageId: string) => Promise<MessageDto | undefined>;
   metrics: Metrics;
   log: Logger;
+  audit: Audit;
   /**
    * How long this node has reached the database without a break. A reply whose saves stopped because the
    * database was away is alive, not interrupted: the sweeper only judges replies once its own node has reached
@@ -101,6 +103,15 @@ export function createAssistant(deps: AssistantDeps) {
 
   /** Stops a reply from any tab on any node: locally, else through the node running it, else in the database. */
   async function stop(userId: string, conversationId: string, messageId: string): Promise<MessageDto> {
+    const stopped = await stopReply(userId, conversationId, messageId).catch((err: unknown) => {
+      if (err instanceof GatewayError && err.code === 'NOT_FOUND') deps.audit({ userId, op: 'assistant.stop', outcome: 'not_found', conversationId, messageId });
+      throw err;
+    });
+    deps.audit({ userId, op: 'assistant.stop', outcome: 'ok', conversationId, messageId });
+    return stopped;
+  }
+
+  async function stopReply(userId: string, conversationId: string, messageId: string): Promise<MessageDto> {
     const message = await deps.messages.find(userId, messageId);
     if (!message || message.conversationId !== conversationId || message.role !== 'assistant') throw notFound('message');
     if (message.status !== 'streaming') return message;

@@ -6,7 +6,7 @@ import { restSchemas } from '../shared/commands.ts';
 import { ErrorCode, GatewayError } from '../shared/errors.ts';
 import { withTimeout } from '../shared/time-bounds.ts';
 import { clientMessageId, parse } from '../shared/validation.ts';
-import type { SendMessage } from './send-message.ts';
+import type { ClientInfo, SendMessage } from './send-message.ts';
 
 /** How often a repeated request looks up a reply that streams on another node. */
 const REMOTE_REPLY_POLL_MS = 200;
@@ -17,13 +17,15 @@ export interface ChatRoutesDeps {
   maxMessageChars: number;
   /** How long a request waits for the reply before 504 TIMEOUT. */
   timeoutMs: number;
+  /** What is recorded of the client with each message. */
+  clientInfo: (req: Request) => ClientInfo;
 }
 
 /**
  * The waiting routes of the "todo AI chatbot" family: send a message and answer with the assistant's reply.
  * The writes are the same as over the socket, so every open tab sees the message and the reply stream.
  */
-export function chatRoutes({ sendMessage, messages, maxMessageChars, timeoutMs }: ChatRoutesDeps): Router {
+export function chatRoutes({ sendMessage, messages, maxMessageChars, timeoutMs, clientInfo }: ChatRoutesDeps): Router {
   const router = Router();
   const { chatBody } = restSchemas(maxMessageChars);
 
@@ -38,6 +40,7 @@ export function chatRoutes({ sendMessage, messages, maxMessageChars, timeoutMs }
       conversationId: body.conversation_id ?? null,
       content: body.message,
       clientMessageId: key === undefined ? null : parse(clientMessageId, key),
+      client: clientInfo(req),
     });
     const deadline = Date.now() + timeoutMs;
     const tooSlow = () => new GatewayError(ErrorCode.TIMEOUT, 'the assistant did not answer in time; the reply goes on in the open tabs');

@@ -1,21 +1,23 @@
-import { Router } from 'express';
+import { Router, type Request } from 'express';
 import { identityOf } from '../auth/http.ts';
 import { historyCost, type UserLimits } from '../limits/user-limits.ts';
 import type { MessageService } from '../messages/message.service.ts';
 import { restSchemas } from '../shared/commands.ts';
 import { ErrorCode, GatewayError } from '../shared/errors.ts';
 import { clientMessageId, conversationId, parse } from '../shared/validation.ts';
-import type { SendMessage } from './send-message.ts';
+import type { ClientInfo, SendMessage } from './send-message.ts';
 
 export interface MessageRoutesDeps {
   messages: MessageService;
   sendMessage: SendMessage;
   limits: UserLimits;
   maxMessageChars: number;
+  /** What is recorded of the client with each message. */
+  clientInfo: (req: Request) => ClientInfo;
 }
 
 /** `/api/conversations/:id/messages`: history, and sending as `message:send` does. */
-export function messageRoutes({ messages, sendMessage, limits, maxMessageChars }: MessageRoutesDeps): Router {
+export function messageRoutes({ messages, sendMessage, limits, maxMessageChars, clientInfo }: MessageRoutesDeps): Router {
   const router = Router();
   const schemas = restSchemas(maxMessageChars);
   const idParam = (raw: unknown) => parse(conversationId, raw);
@@ -40,6 +42,7 @@ export function messageRoutes({ messages, sendMessage, limits, maxMessageChars }
       conversationId: id,
       content: body.content,
       clientMessageId: body.clientMessageId ?? key ?? null,
+      client: clientInfo(req),
     });
     res.status(sent.data.duplicate ? 200 : 201).json({ message: sent.data.message });
     void sent.announce();

@@ -13,6 +13,15 @@ export interface SendInput {
   content: string;
   /** The idempotency key: the same key again answers with the stored message and nothing happens twice. */
   clientMessageId?: string | null;
+  /** Who sent it, as recorded in the message's `metadata.client`. */
+  client?: ClientInfo;
+}
+
+/** What is recorded of the client with a message (see http/client-info.ts). */
+export interface ClientInfo {
+  userAgent?: string;
+  /** Only when the operator opts in (RECORD_CLIENT_ADDRESS). */
+  address?: string;
 }
 
 /** A stored user message, and what its door does once it has answered. */
@@ -57,7 +66,9 @@ export function createSendMessage({ limits, messages, assistant, publish, log, w
     // A repeat costs a send too: retries are rare for honest clients, and free repeats would be free work.
     await limits.consume(userId, 'send');
     // The reply is stored with the message: acknowledged together, so no acknowledged message is left without one.
-    const appending = messages.append(userId, { ...input, reply: assistant.newReply() });
+    const { client, ...message } = input;
+    const metadata = client && (client.userAgent || client.address) ? { client } : null;
+    const appending = messages.append(userId, { ...message, metadata, reply: assistant.newReply() });
     const outcome = await withTimeout(appending, writeTimeoutMs, () => {
       // The client hears UNAVAILABLE and retries with the same key. Should the write commit after all, its tabs
       // still hear of it and its reply still runs, here, as if it had been answered in time.

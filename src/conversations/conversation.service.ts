@@ -1,5 +1,6 @@
 import type { ServiceDeps } from '../db/types.ts';
-import { audit, type Logger } from '../observability/logger.ts';
+import type { Audit } from '../observability/audit.ts';
+import type { Logger } from '../observability/logger.ts';
 import type { Outcome } from '../shared/broadcast.ts';
 import { ErrorCode, GatewayError, notFound } from '../shared/errors.ts';
 import type { ConversationDto } from '../shared/events.ts';
@@ -8,12 +9,13 @@ import { toConversationDto } from './conversation.dto.ts';
 import { ConversationSchema, type Conversation } from './conversation.entity.ts';
 
 /** Conversations of one user: every operation is its own unit of work on a fresh fork. */
-export function createConversationService({ orm, log }: ServiceDeps) {
+export function createConversationService({ orm, log, audit }: ServiceDeps) {
   async function get(userId: string, conversationId: string): Promise<ConversationDto> {
     const em = orm.em.fork();
     // Owner in the filter: another user's conversation and a missing one are the same NOT_FOUND.
     const conversation = await em.findOne(ConversationSchema, { id: conversationId, user: userId });
-    if (!conversation) throw refusedAccess(log, userId, 'conversation.get', conversationId);
+    if (!conversation) throw refusedAccess({ log, audit }, userId, 'conversation.get', conversationId);
+    audit({ userId, op: 'conversation.get', outcome: 'ok', conversationId });
     return toConversationDto(conversation);
   }
 
@@ -40,7 +42,7 @@ export function createConversationService({ orm, log }: ServiceDeps) {
       return { conversation: c, created: true };
     });
     const dto = toConversationDto(conversation);
-    audit(log, { userId, op: created ? 'conversation.create' : 'conversation.reuse', outcome: 'ok', conversationId: dto.id });
+    audit({ userId, op: created ? 'conversation.create' : 'conversation.reuse', outcome: 'ok', conversationId: dto.id });
     const broadcasts: Outcome<unknown>['broadcasts'] = created
       ? [{ userId, event: 'conversation:created', payload: { conversation: dto } }]
       : [];
@@ -63,6 +65,7 @@ export function createConversationService({ orm, log }: ServiceDeps) {
     );
     const page = rows.slice(0, input.limit);
     const nextCursor = rows.length > input.limit ? encodeCursor(page[page.length - 1]!) : null;
+    audit({ userId, op: 'conversation.list', outcome: 'ok', count: page.length });
     return { conversations: page.map(toConversationDto), nextCursor };
   }
 
@@ -72,12 +75,12 @@ export function createConversationService({ orm, log }: ServiceDeps) {
   ): Promise<Outcome<{ conversation: ConversationDto }>> {
     const em = orm.em.fork();
     const conversation = await em.findOne(ConversationSchema, { id: input.conversationId, user: userId });
-    if (!conversation) throw refusedAccess(log, userId, 'conversation.rename', input.conversationId);
+    if (!conversation) throw refusedAccess({ log, audit }, userId, 'conversation.rename', input.conversationId);
     conversation.title = input.title;
     conversation.updatedAt = new Date();
     await em.flush();
     const dto = toConversationDto(conversation);
-    audit(log, { userId, op: 'conversation.rename', outcome: 'ok', conversationId: dto.id });
+    audit({ userId, op: 'conversation.rename', outcome: 'ok', conversationId: dto.id });
     return { data: { conversation: dto }, broadcasts: [{ userId, event: 'conversation:updated', payload: { conversation: dto } }] };
   }
 
@@ -85,8 +88,8 @@ export function createConversationService({ orm, log }: ServiceDeps) {
     const em = orm.em.fork();
     // Messages go with it through ON DELETE CASCADE.
     const deleted = await em.nativeDelete(ConversationSchema, { id: input.conversationId, user: userId });
-    if (deleted === 0) throw refusedAccess(log, userId, 'conversation.delete', input.conversationId);
-    audit(log, { userId, op: 'conversation.delete', outcome: 'ok', conversationId: input.conversationId });
+    if (deleted === 0) throw refusedAccess({ log, audit }, userId, 'conversation.delete', input.conversationId);
+    audit({ userId, op: 'conversation.delete', outcome: 'ok', conversationId: input.conversationId });
     const payload = { conversationId: input.conversationId };
     return { data: payload, broadcasts: [{ userId, event: 'conversation:deleted', payload }] };
   }
@@ -97,9 +100,9 @@ export function createConversationService({ orm, log }: ServiceDeps) {
 export type ConversationService = ReturnType<typeof createConversationService>;
 
 /** Logs a refused or missing access (it may be a probe of another user's ids) and returns the NOT_FOUND to throw. */
-export function refusedAccess(log: Logger, userId: string, op: string, conversationId: string): GatewayError {
-  log.warn({ userId, op, conversationId }, "access to a conversation that is missing or not the user's");
-  audit(log, { userId, op, outcome: 'not_found', conversationId });
+export function refusedAccess(d: { log: Logger; audit: Audit }, userId: string, op: string, conversationId: string): GatewayError {
+  d.log.warn({ userId, op, conversationId }, "access to a conversation that is missing or not the user's");
+  d.audit({ userId, op, outcome: 'not_found', conversationId });
   return notFound('conversation');
 }
 

@@ -5,6 +5,7 @@ import type { TokenVerifier } from '../auth/jwt.ts';
 import type { AuthConfig } from '../auth/keys.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import { requestIdFrom, withRequest } from '../observability/request-context.ts';
 import { errorHandler, notFoundRoute } from './errors.ts';
 import { opsRoutes, type Readiness } from './ops.routes.ts';
 import { staticRoutes } from './static.routes.ts';
@@ -35,6 +36,12 @@ export function createHttpApp(o: HttpAppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', o.trustedProxies);
+  // Every request has an id (the client's or proxy's X-Request-Id when sane), carried into its audit lines.
+  app.use((req, res, next) => {
+    const requestId = requestIdFrom(req.get('x-request-id'));
+    res.setHeader('X-Request-Id', requestId);
+    withRequest({ requestId, door: 'rest' }, next);
+  });
   app.use(requestMetrics(o.metrics, o.inflight));
 
   // A message is at most maxMessageChars code points; an encoder that escapes all non-ASCII (Python's json)

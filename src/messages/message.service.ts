@@ -1,7 +1,6 @@
 import { conversationFromRow } from '../conversations/conversation.dto.ts';
 import { refusedAccess } from '../conversations/conversation.service.ts';
 import type { ServiceDeps } from '../db/types.ts';
-import { audit } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Broadcast, Outcome } from '../shared/broadcast.ts';
 import type { ConversationDto, MessageDto } from '../shared/events.ts';
@@ -43,6 +42,7 @@ export const DEFAULT_BATCHING: BatcherOptions = { concurrency: 1, maxBatch: 256,
 export function createMessageService({
   orm,
   log,
+  audit,
   metrics,
   batching = DEFAULT_BATCHING,
 }: ServiceDeps & { metrics: Metrics; batching?: BatcherOptions }) {
@@ -64,17 +64,17 @@ export function createMessageService({
       metadata: input.metadata ?? null,
       reply: input.reply,
     });
-    if (result.kind === 'not_found') throw refusedAccess(log, userId, 'message.append', input.conversationId ?? '');
+    if (result.kind === 'not_found') throw refusedAccess({ log, audit }, userId, 'message.append', input.conversationId ?? '');
     const message = result.message;
     const conversation = result.conversation;
     if (result.kind === 'duplicate') {
-      audit(log, { userId, op: 'message.append', outcome: 'duplicate', conversationId: conversation.id, messageId: message.id });
+      audit({ userId, op: 'message.append', outcome: 'duplicate', conversationId: conversation.id, messageId: message.id });
       return { data: { message, conversation, duplicate: true }, broadcasts: [] };
     }
     const reply = result.reply;
     metrics.messagesPersisted.inc({ role: message.role });
     if (reply) metrics.messagesPersisted.inc({ role: reply.role });
-    audit(log, { userId, op: 'message.append', outcome: 'ok', conversationId: conversation.id, messageId: message.id, seq: message.seq });
+    audit({ userId, op: 'message.append', outcome: 'ok', conversationId: conversation.id, messageId: message.id, seq: message.seq });
     const broadcasts: Broadcast[] = [];
     if (result.conversationCreated) broadcasts.push({ userId, event: 'conversation:created', payload: { conversation } });
     broadcasts.push({ userId, event: 'message:created', payload: { message } });
@@ -113,11 +113,12 @@ export function createMessageService({
        where c.id = ? and c.user_id = ?`,
       [conversationId, userId, ...params, query.limit + 1, conversationId, userId],
     );
-    if (rows.length === 0) throw refusedAccess(log, userId, 'history.get', conversationId);
+    if (rows.length === 0) throw refusedAccess({ log, audit }, userId, 'message.history', conversationId);
     const page = rows[0]!.id === null ? [] : rows;
     const hasMore = page.length > query.limit;
     const messages = page.slice(0, query.limit).map(messageFromRow);
     if (!forward) messages.reverse();
+    audit({ userId, op: 'message.history', outcome: 'ok', conversationId, count: messages.length });
     return { conversation: conversationFromRow(rows[0]!, 'c_'), messages, hasMore };
   }
 

@@ -38,11 +38,3 @@ function errorWithoutRowData(err: unknown): unknown {
   }
   return out;
 }
-
-/** One audit line per write: who, what, which ids, and how it ended. */
-export function audit(
-  log: Logger,
-  entry: { userId: string; op: string; outcome: 'ok' | 'duplicate' | 'not_found' | 'error'; [id: string]: unknown },
-): void {
-  log.info({ audit: entry }, `audit ${entry.op} ${entry.outcome}`);
-}

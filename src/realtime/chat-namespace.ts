@@ -1,4 +1,6 @@
+import type { IncomingMessage } from 'node:http';
 import { bearerToken, type TokenVerifier } from '../auth/jwt.ts';
+import type { ClientInfo } from '../chat/send-message.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { GatewayError } from '../shared/errors.ts';
@@ -13,6 +15,8 @@ export interface ChatNamespaceOptions {
   verifyToken: TokenVerifier;
   maxSocketsPerUser: number;
   commands: CommandDeps;
+  /** What is recorded of the client with each message it sends. */
+  clientInfo: (req: IncomingMessage) => ClientInfo;
   metrics: Metrics;
   log: Logger;
 }
@@ -42,6 +46,7 @@ export function serveChatNamespace(nsp: ChatNamespace, o: ChatNamespaceOptions) 
       }
       socket.data.userId = identity.userId;
       socket.data.exp = identity.exp;
+      socket.data.client = o.clientInfo(socket.request);
       socket.join(room);
       next();
     } catch (err) {

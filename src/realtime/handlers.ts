@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
 import type { Assistant } from '../assistant/assistant.ts';
 import type { TokenVerifier } from '../auth/jwt.ts';
@@ -8,6 +9,7 @@ import type { MessageService } from '../messages/message.service.ts';
 import { reportFailure } from '../observability/failures.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import { withRequest } from '../observability/request-context.ts';
 import type { Publisher } from '../shared/broadcast.ts';
 import { commandSchemas, type CommandSchemas } from '../shared/commands.ts';
 import { ErrorCode, GatewayError } from '../shared/errors.ts';
@@ -90,7 +92,7 @@ export function createDispatcher(deps: HandlerDeps): (this: ChatSocket, event: s
           retryAfterMs: 500,
         });
       }
-      const sent = await deps.sendMessage(socket.data.userId, p);
+      const sent = await deps.sendMessage(socket.data.userId, { ...p, client: socket.data.client });
       const { message, conversation } = sent.data;
       return { data: { message, conversation }, after: () => void sent.announce() };
     },
@@ -165,7 +167,7 @@ async function answer(
   let result: Ack<unknown>;
   let after: (() => void) | undefined;
   try {
-    const handled = await run(socket, String(event), payload);
+    const handled = await withRequest({ requestId: randomUUID(), door: 'socket' }, () => run(socket, String(event), payload));
     result = { ok: true, data: handled.data };
     after = handled.after;
   } catch (err) {

@@ -1,4 +1,5 @@
 import type { Namespace, Server, Socket } from 'socket.io';
+import type { ClientInfo } from '../chat/send-message.ts';
 import type { ClientToServerEvents, MessageDto, ServerToClientEvents } from '../shared/events.ts';
 
 /** Events between gateway nodes (through the Redis adapter). */
@@ -13,6 +14,8 @@ export interface SocketData {
   exp: number;
   /** Commands of this socket being handled now. */
   inflight?: number;
+  /** What is recorded of the client with each message, taken from the handshake (which is not kept). */
+  client?: ClientInfo;
 }
 
 export type ChatServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;

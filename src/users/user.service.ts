@@ -1,13 +1,12 @@
 import type { Em, ServiceDeps } from '../db/types.ts';
-import { audit } from '../observability/logger.ts';
 import { UserSchema } from './user.entity.ts';
 
-export function createUserService({ orm, log }: ServiceDeps) {
+export function createUserService({ orm, audit }: ServiceDeps) {
   /** Erases a user; conversations and messages follow through ON DELETE CASCADE. Idempotent. */
   async function erase(userId: string): Promise<void> {
     const em = orm.em.fork();
     await em.nativeDelete(UserSchema, { id: userId });
-    audit(log, { userId, op: 'user.erase', outcome: 'ok' });
+    audit({ userId, op: 'user.erase', outcome: 'ok' });
   }
   return { erase };
 }
