@@ -1,7 +1,8 @@
 /**
- * `npm run loadtest -- [options]` (see `--help` and bench/loadtest/README-section.md).
- * Exit code: 0 when the verification passed, 1 on any loss, duplicate or storage mismatch, 2 on a usage or setup
- * error. `main()` returns the code instead of exiting, so tests can drive the CLI in-process.
+ * `npm run loadtest -- [options]` (see `--help` and docs/load-testing.md).
+ * Exit code: 0 when the verification passed, 1 on any loss, duplicate or storage mismatch (or, with
+ * `--verify converged`, a tab that did not converge on storage), 2 on a usage or setup error. `main()` returns the
+ * code instead of exiting, so tests can drive the CLI in-process.
  */
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -8,6 +8,13 @@ import { z } from 'zod';
 
 export type Transport = 'websocket' | 'polling';
 
+/**
+ * What the verification judges. `receipts`: every tab received every acknowledged message live, exactly once.
+ * `converged`: after the drain, every observer tab's SDK view equals what the gateway stores (what a user sees
+ * once the SDK has repaired whatever a fault lost).
+ */
+export type VerifyMode = 'receipts' | 'converged';
+
 export interface LoadOptions {
   /** Gateway base URLs; tab t of user u connects to urls[(u + t) % urls.length]. */
   urls: string[];
@@ -48,6 +55,11 @@ export interface LoadOptions {
   verifyStorage: boolean;
   /** Erase the test users (DELETE /api/me) and all their data after verifying. */
   cleanup: boolean;
+  verify: VerifyMode;
+  /** SDK tabs per user that follow the user's conversation beside the load (`converged` only; 0 otherwise). */
+  observers: number;
+  /** `converged`: after the drain, how long to wait for every observer tab to match what is stored. */
+  convergeTimeoutS: number;
   /** No progress line. */
   quiet: boolean;
   /** Print the report as JSON instead of the table; write no HTML. */
@@ -76,9 +88,14 @@ export const DEFAULTS = {
   verifyConcurrency: 8,
   verifyStorage: true,
   cleanup: false,
+  verify: 'receipts' as VerifyMode,
+  convergeTimeoutS: 30,
   quiet: false,
   jsonOnly: false,
 } satisfies Partial<LoadOptions>;
+
+/** Observer tabs per user in `converged` mode unless told: with two nodes, one on each. */
+export const DEFAULT_OBSERVERS = 2;
 
 /** One process may hold at most this many descriptors on the machines this was written on (hard limit 20,000). */
 const MAX_TABS_PER_PROCESS = 18_000;
@@ -122,12 +139,28 @@ const Schema = z
     verifyConcurrency: positiveInt.max(64),
     verifyStorage: z.boolean(),
     cleanup: z.boolean(),
+    verify: z.enum(['receipts', 'converged']),
+    observers: z.number().int().min(0),
+    convergeTimeoutS: z.number().min(0),
     quiet: z.boolean(),
     jsonOnly: z.boolean(),
   })
   .refine((o) => o.rampS <= o.durationS, { message: '--ramp cannot exceed --duration', path: ['rampS'] })
-  .refine((o) => o.users * o.tabs <= MAX_TABS_PER_PROCESS, {
-    message: `users × tabs is above ${MAX_TABS_PER_PROCESS}: one process cannot hold that many sockets here; run several load testers with different --user-prefix`,
+  .refine((o) => o.verify === 'converged' || o.observers === 0, {
+    message: 'observer tabs are only judged with --verify converged',
+    path: ['observers'],
+  })
+  .refine((o) => o.verify === 'receipts' || o.observers >= 1, {
+    message: '--verify converged needs at least one observer tab per user',
+    path: ['observers'],
+  })
+  .refine((o) => o.verify === 'receipts' || o.verifyStorage, {
+    message: '--verify converged compares the tabs with storage: it cannot be combined with --skip-storage',
+    path: ['verify'],
+  })
+  .refine((o) => o.tabs + o.observers <= 255, { message: '--tabs plus --observers cannot exceed 255', path: ['observers'] })
+  .refine((o) => o.users * (o.tabs + o.observers) <= MAX_TABS_PER_PROCESS, {
+    message: `users × (tabs + observers) is above ${MAX_TABS_PER_PROCESS}: one process cannot hold that many sockets here; run several load testers with different --user-prefix`,
     path: ['users'],
   });
 
@@ -146,6 +179,7 @@ export function resolveOptions(input: Partial<LoadOptions> & { secret?: string }
     runId,
     userPrefix: input.userPrefix ?? `lt-${runId.slice(-6)}`,
     secret: input.secret ?? '',
+    observers: input.observers ?? (input.verify === 'converged' ? DEFAULT_OBSERVERS : 0),
   };
   const parsed = Schema.safeParse(merged);
   if (!parsed.success) {
@@ -159,7 +193,8 @@ export const HELP = `Usage: npm run loadtest -- [options]
 Open-loop load test of a chat gateway (one or more nodes): U users × T tabs, each user's tabs on different nodes,
 messages offered at a fixed rate whatever the gateway answers. Measures connect, ack, cross-tab fan-out and
 assistant latency (HDR histograms), then verifies that every acknowledged message reached every tab of its user
-exactly once and is stored exactly once. Exit code: 0 verified, 1 loss/duplicate/mismatch, 2 usage or setup error.
+exactly once and is stored exactly once (or, with --verify converged, that every observer tab's view converged on
+what is stored). Exit code: 0 verified, 1 loss/duplicate/mismatch/not converged, 2 usage or setup error.
 
 Target
   --url URL              gateway node base URL; repeat or comma-separate for several nodes
@@ -179,6 +214,16 @@ Load
   --assistant            expect an assistant reply to every message and measure first delta and completion
                          (the gateway's ASSISTANT setting decides whether replies come)
 
+Verification
+  --verify MODE          receipts (default): every acked message reached every tab live, exactly once, and is
+                         stored once; converged: after the drain, every observer tab's SDK view (messages and
+                         conversation list) equals what is stored, and nothing acked was lost or stored twice —
+                         the verdict of a fault drill, where live receipts are lost by design
+  --observers N          converged: SDK tabs per user that follow its conversation beside the load (default 2;
+                         observer o of user u uses url (u + o) mod #urls)
+  --converge-timeout S   converged: how long to wait after the drain for every observer tab to match storage
+                         (default 30)
+
 Run
   --run-id ID            names the run, its reports and its clientMessageIds (default: time and a random suffix)
   --user-prefix P        user ids are P-0, P-1, … (default lt-<run id suffix>: fresh users every run)
@@ -186,6 +231,7 @@ Run
   --connect-concurrency N handshakes in flight during setup (default 50)
   --connect-timeout S    a tab not connected by then fails the setup (default 30)
   --token-ttl S          lifetime of minted tokens; the SDK renews them before expiry (default 3600)
+  --verify-concurrency N REST requests in flight while reading the stored messages back (default 8)
   --skip-storage         do not read the stored messages back (for a transport-only server without the REST API;
                          live delivery is still verified)
   --cleanup              erase the test users and their data (DELETE /api/me) after verifying
@@ -204,6 +250,9 @@ rate / users × SEND_RATE_WINDOW_S (with headroom), else sends are refused with 
 
 Example (with JWT_SECRET exported as the gateway's)
   npm run loadtest -- --url http://127.0.0.1:3000,http://127.0.0.1:3001 --users 100 --rate 200 --duration 20
+
+Fault drill: the same in converged mode; kill -9 a node mid-run, start it again on its port, read the verdict
+  npm run loadtest -- --url http://127.0.0.1:3000,http://127.0.0.1:3001 --verify converged --users 20 --rate 50
 `;
 
 /** Parses `argv` (without node and the script); returns null when --help was asked for. */
@@ -237,6 +286,9 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
         'verify-concurrency': { type: 'string' },
         'skip-storage': { type: 'boolean' },
         cleanup: { type: 'boolean' },
+        verify: { type: 'string' },
+        observers: { type: 'string' },
+        'converge-timeout': { type: 'string' },
         quiet: { type: 'boolean' },
         'json-only': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -252,6 +304,9 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     if (raw.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${name}: "${raw}" is not a number`);
     return n;
   };
+  // Durations may carry their unit, as people write them: `--duration 30s`.
+  const seconds = (name: string, raw: string | undefined): number | undefined =>
+    num(name, raw === undefined ? undefined : raw.trim().replace(/(?<=\d)s$/i, ''));
   const list = (raw: string[] | string | undefined) =>
     raw === undefined
       ? undefined
@@ -265,24 +320,27 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     users: num('users', values.users),
     tabs: num('tabs', values.tabs),
     rate: num('rate', values.rate),
-    rampS: num('ramp', values.ramp),
-    durationS: num('duration', values.duration),
+    rampS: seconds('ramp', values.ramp),
+    durationS: seconds('duration', values.duration),
     size: num('size', values.size),
     assistant: values.assistant,
     secret: values.secret ?? (env.JWT_SECRET || undefined),
     issuer: values.issuer ?? (env.JWT_ISSUER || undefined),
     audience: values.audience ?? (env.JWT_AUDIENCE || undefined),
-    tokenTtlS: num('token-ttl', values['token-ttl']),
+    tokenTtlS: seconds('token-ttl', values['token-ttl']),
     userPrefix: values['user-prefix'],
     runId: values['run-id'],
     reportDir: values['report-dir'],
-    drainTimeoutS: num('drain-timeout', values['drain-timeout']),
+    drainTimeoutS: seconds('drain-timeout', values['drain-timeout']),
     transports: list(values.transports) as Transport[] | undefined,
     connectConcurrency: num('connect-concurrency', values['connect-concurrency']),
-    connectTimeoutS: num('connect-timeout', values['connect-timeout']),
+    connectTimeoutS: seconds('connect-timeout', values['connect-timeout']),
     verifyConcurrency: num('verify-concurrency', values['verify-concurrency']),
     verifyStorage: values['skip-storage'] ? false : undefined,
     cleanup: values.cleanup,
+    verify: values.verify as VerifyMode | undefined,
+    observers: num('observers', values.observers),
+    convergeTimeoutS: seconds('converge-timeout', values['converge-timeout']),
     quiet: values.quiet,
     jsonOnly: values['json-only'],
   });

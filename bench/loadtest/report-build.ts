@@ -3,8 +3,10 @@
  * after the ramp, and the notes that tell a reader when the figures need a caveat.
  */
 import { cpus, hostname, loadavg } from 'node:os';
+import type { ConvergenceResult } from './converge.ts';
 import type { Fleet } from './fleet.ts';
 import type { Latency } from './histograms.ts';
+import type { Observers } from './observers.ts';
 import { publicOptions, type LoadOptions } from './options.ts';
 import { LATENCY_ROWS, type LatencyName, type LoadReport } from './report.ts';
 import type { Schedule } from './schedule.ts';
@@ -22,6 +24,9 @@ interface BuildInput {
   times: LoadReport['phases'];
   generator: LoadReport['generator'];
   verification: LoadReport['verification'];
+  /** `converged` mode only. */
+  convergence?: ConvergenceResult;
+  observers?: Observers;
   cleanup: LoadReport['cleanup'];
   /** Whether every answer, receipt and reply came in before the drain timed out. */
   fullyDrained: boolean;
@@ -139,10 +144,36 @@ export function buildReport(b: BuildInput): LoadReport {
     hdr,
     generator: b.generator,
     verification: b.verification,
+    convergence: convergenceReport(b),
     cleanup: b.cleanup,
     files: [],
     exitCode: b.verification.ok ? 0 : 1,
     notes: notesOf(b),
+  };
+}
+
+/** Tabs described one by one in the report; the rest are counted. */
+const KEPT_TABS = 100;
+
+function convergenceReport(b: BuildInput): LoadReport['convergence'] {
+  const c = b.convergence;
+  const obs = b.observers;
+  if (!c || !obs) return null;
+  return {
+    observerTabs: c.observerTabs,
+    perUser: b.o.observers,
+    converged: c.converged,
+    notConverged: c.notConverged,
+    afterLoadMs: c.afterLoadMs,
+    waitedMs: c.waitedMs,
+    timeoutS: b.o.convergeTimeoutS,
+    rounds: c.rounds,
+    timedOut: c.timedOut,
+    notConvergedTabs: c.tabs.filter((t) => t.convergedAfterMs === null).slice(0, KEPT_TABS),
+    disconnects: obs.disconnects,
+    reconnects: obs.reconnects,
+    sdkErrors: obs.errors,
+    firstSdkErrors: obs.firstErrors,
   };
 }
 
@@ -153,7 +184,18 @@ function notesOf(b: BuildInput): string[] {
   if (scheduled < schedule.total)
     notes.push(`stopped early after ${sendWindowS.toFixed(1)} s: ${scheduled} of ${schedule.total} scheduled messages were due`);
   if (!o.verifyStorage) notes.push('storage was not checked (--skip-storage): only live delivery was verified');
-  if (!fullyDrained) notes.push(`the drain timed out after ${o.drainTimeoutS} s with answers, receipts or replies outstanding`);
+  if (!fullyDrained) {
+    notes.push(
+      o.verify === 'converged'
+        ? `the drain timed out after ${o.drainTimeoutS} s with answers outstanding`
+        : `the drain timed out after ${o.drainTimeoutS} s with answers, receipts or replies outstanding`,
+    );
+  }
+  if (b.convergence?.timedOut) {
+    notes.push(
+      `convergence was still awaited when --converge-timeout ${o.convergeTimeoutS} s passed (tabs not matching, or replies still streaming or not stored): the verdict is what held then`,
+    );
+  }
   if (generator.eventLoopDelayP99Ms > 50) {
     notes.push(
       `the generator's event loop lagged (p99 ${generator.eventLoopDelayP99Ms} ms): latencies include its own delays; run it on a machine of its own, or split the tabs over several processes`,

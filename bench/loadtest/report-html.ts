@@ -241,15 +241,24 @@ export function renderHtml(r: LoadReport): string {
   const distNames: LatencyName[] = ['ack', 'fanout', 'assistantFirstDelta', 'assistantComplete'];
   const errors = Object.entries(r.errorsByCode);
   const problems = v.problems.slice(0, 500);
-  const status = v.ok
-    ? `<div class="badge ok">VERIFIED</div><p>${fmtInt(v.checked.acked)} acknowledged messages, each received exactly once by every one of the ${o.tabs} tabs of its user and stored exactly once, in ${fmtInt(v.checked.conversations)} conversations with gap-free seqs${o.assistant ? `; ${fmtInt(v.checked.replies)} assistant replies seen start to end by every tab` : ''}.</p>`
-    : `<div class="badge fail">FAILED</div><p>${fmtInt(v.totalProblems)} problem(s): ${Object.entries(v.problemCounts)
-        .map(([k, n]) => `<code>${esc(k)}</code> ${fmtInt(n!)}`)
-        .join(' · ')}</p>`;
+  const cv = r.convergence;
+  const status = cv
+    ? `<div class="badge ${v.ok ? 'ok' : 'fail'}">${v.ok ? 'CONVERGED' : cv.notConverged > 0 ? 'NOT CONVERGED' : 'FAILED'}</div><p>${fmtInt(cv.converged)} of ${fmtInt(cv.observerTabs)} observer tabs (${cv.perUser} per user) match what is stored (messages: ids, seq order, content, status; conversation list)${cv.afterLoadMs ? `, after the load stopped in ${fmtMs(cv.afterLoadMs.median)} ms median, ${fmtMs(cv.afterLoadMs.max)} ms max` : ''}. Lost (acked, not stored): ${fmtInt(v.problemCounts['stored-missing'] ?? 0)} · stored twice: ${fmtInt(v.problemCounts['stored-duplicate'] ?? 0)} · replies not final: ${fmtInt(v.problemCounts['reply-not-final'] ?? 0)}.${
+        v.ok
+          ? ''
+          : ` ${fmtInt(v.totalProblems)} problem(s): ${Object.entries(v.problemCounts)
+              .map(([k, n]) => `<code>${esc(k)}</code> ${fmtInt(n!)}`)
+              .join(' · ')}`
+      }</p>`
+    : v.ok
+      ? `<div class="badge ok">VERIFIED</div><p>${fmtInt(v.checked.acked)} acknowledged messages, each received exactly once by every one of the ${o.tabs} tabs of its user and stored exactly once, in ${fmtInt(v.checked.conversations)} conversations with gap-free seqs${o.assistant ? `; ${fmtInt(v.checked.replies)} assistant replies seen start to end by every tab` : ''}.</p>`
+      : `<div class="badge fail">FAILED</div><p>${fmtInt(v.totalProblems)} problem(s): ${Object.entries(v.problemCounts)
+          .map(([k, n]) => `<code>${esc(k)}</code> ${fmtInt(n!)}`)
+          .join(' · ')}</p>`;
 
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Load test ${esc(r.runId)} — ${v.ok ? 'verified' : 'FAILED'}</title>
+<title>Load test ${esc(r.runId)} — ${v.ok ? (cv ? 'converged' : 'verified') : 'FAILED'}</title>
 <style>
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#111827;max-width:960px;margin:24px auto;padding:0 16px;background:#fff}
 h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px;border-bottom:1px solid #e5e7eb;padding-bottom:4px}
@@ -332,7 +341,30 @@ ${kv([
     'sends',
     `${fmtInt(v.checked.sent)} (acked ${fmtInt(v.checked.acked)}, refused ${fmtInt(v.checked.refused)}, no answer ${fmtInt(v.checked.unknown)} of which stored ${fmtInt(v.checked.unknownStored)})`,
   ],
-  ['receipts checked', `${fmtInt(v.checked.receiptsExpected)} over ${fmtInt(v.checked.tabs)} tabs`],
+  cv
+    ? [
+        'receipts (not judged)',
+        `${fmtInt(v.checked.liveReceiptsMissed)} missed and ${fmtInt(v.checked.liveReceiptsDuplicated)} duplicated by the ${fmtInt(v.checked.tabs)} load tabs`,
+      ]
+    : ['receipts checked', `${fmtInt(v.checked.receiptsExpected)} over ${fmtInt(v.checked.tabs)} tabs`],
+  ...(cv
+    ? ([
+        [
+          'convergence',
+          `${fmtInt(cv.converged)} of ${fmtInt(cv.observerTabs)} observer tabs${cv.afterLoadMs ? ` · median ${fmtMs(cv.afterLoadMs.median)} ms, max ${fmtMs(cv.afterLoadMs.max)} ms after the load stopped` : ''} · waited ${fmtMs(cv.waitedMs)} ms (bound ${cv.timeoutS} s), ${fmtInt(cv.rounds)} rounds`,
+        ],
+        [
+          'observer tabs',
+          `${fmtInt(cv.disconnects)} disconnects · ${fmtInt(cv.reconnects)} reconnects · ${fmtInt(cv.sdkErrors)} SDK errors${cv.firstSdkErrors.length ? ` (first: ${esc(cv.firstSdkErrors[0]!)})` : ''}`,
+        ],
+        [
+          'stored replies',
+          Object.entries(v.checked.repliesByStatus)
+            .map(([k, n]) => `${esc(k)} ${fmtInt(n)}`)
+            .join(' · ') || 'none',
+        ],
+      ] as [string, string][])
+    : []),
   ['storage checked', `${fmtInt(v.checked.conversations)} conversations, ${fmtInt(v.checked.storedMessages)} stored messages`],
   [
     'problems',
@@ -348,7 +380,7 @@ ${
     ? `<table class="problems"><thead><tr><th>kind</th><th>user</th><th>clientMessageId</th><th>seq</th><th>tab</th><th>detail</th></tr></thead><tbody>${problems
         .map(
           (p) =>
-            `<tr><td><code>${esc(p.kind)}</code></td><td>${esc(p.userId)}</td><td>${esc(p.clientMessageId ?? '')}</td><td>${p.seq ?? ''}</td><td>${p.tab ?? ''}</td><td>${esc(p.detail)}</td></tr>`,
+            `<tr><td><code>${esc(p.kind)}</code></td><td>${esc(p.userId)}</td><td>${esc(p.clientMessageId ?? '')}</td><td>${p.seq ?? ''}</td><td>${p.tab ?? (p.observer !== undefined ? `observer ${p.observer}` : '')}</td><td>${esc(p.detail)}</td></tr>`,
         )
         .join(
           '',
@@ -360,7 +392,7 @@ ${
 ${kv([
   [
     'phases',
-    `connect ${r.phases.connectS} s · conversations ${r.phases.conversationsS} s · send ${r.phases.sendS} s · drain ${r.phases.drainS} s · verify ${r.phases.verifyS} s`,
+    `connect ${r.phases.connectS} s · conversations ${r.phases.conversationsS} s${cv ? ` · observers ${r.phases.observeS} s` : ''} · send ${r.phases.sendS} s · drain ${r.phases.drainS} s${cv ? ` · converge ${r.phases.convergeS} s` : ''} · verify ${r.phases.verifyS} s`,
   ],
   [
     'generator',

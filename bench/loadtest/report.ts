@@ -2,6 +2,7 @@
  * The report of one run: the JSON document (what `runLoad()` returns and `loadtest-<run id>.json` holds) and the
  * table printed at the end. Latencies are milliseconds; rates are per second.
  */
+import type { TabConvergence } from './converge.ts';
 import type { DistributionBucket, LatencyStats, PercentilePoint } from './histograms.ts';
 import type { LoadOptions } from './options.ts';
 import type { Verification } from './verify.ts';
@@ -27,8 +28,16 @@ export interface LoadReport {
   finishedAt: string;
   options: Omit<LoadOptions, 'secret'>;
   environment: { node: string; host: string; cpus: number; loadavg: number[] };
-  /** Seconds spent per phase. */
-  phases: { connectS: number; conversationsS: number; sendS: number; drainS: number; verifyS: number };
+  /** Seconds spent per phase (observe and converge: `converged` mode only). */
+  phases: {
+    connectS: number;
+    conversationsS: number;
+    observeS: number;
+    sendS: number;
+    drainS: number;
+    convergeS: number;
+    verifyS: number;
+  };
   counts: {
     /** Messages the schedule offered. */
     scheduled: number;
@@ -87,12 +96,37 @@ export interface LoadReport {
   /** The load generator's own health: if it was starved, the latencies above include its delays. */
   generator: { cpuPercentOfOneCore: number; eventLoopDelayP99Ms: number; eventLoopDelayMaxMs: number; maxRssMB: number };
   verification: Verification;
+  /** `--verify converged`: how the observer tabs converged on storage; null in `receipts` mode. */
+  convergence: ConvergenceReport | null;
   cleanup: { requested: boolean; usersErased: number; failures: number } | null;
   /** Files written (empty when reportDir is null). */
   files: string[];
   /** 0 when verification passed, 1 otherwise. */
   exitCode: 0 | 1;
   notes: string[];
+}
+
+export interface ConvergenceReport {
+  observerTabs: number;
+  /** Observer tabs per user. */
+  perUser: number;
+  converged: number;
+  notConverged: number;
+  /** Over the converged tabs: from the end of the sending to matching storage for good. */
+  afterLoadMs: { median: number; max: number } | null;
+  /** How long the check waited after the drain (at most `timeoutS`), and the rounds of reads it took. */
+  waitedMs: number;
+  timeoutS: number;
+  rounds: number;
+  /** The bound passed with tabs not matching or storage still changing (replies streaming, replies not stored). */
+  timedOut: boolean;
+  /** The tabs that did not converge (the first 100), with their first differences. */
+  notConvergedTabs: TabConvergence[];
+  /** The observers' own connections, and the failures their SDK reported (a catch-up that failed while a node was away). */
+  disconnects: number;
+  reconnects: number;
+  sdkErrors: number;
+  firstSdkErrors: string[];
 }
 
 export const fmtInt = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -110,7 +144,9 @@ export function formatTable(r: LoadReport): string {
   const o = r.options;
   const lines: string[] = [];
   lines.push(
-    `chat-gateway load test ${r.runId}: ${o.urls.length} node(s), ${fmtInt(o.users)} users × ${o.tabs} tabs, offered ${fmtInt(o.rate)} msg/s ` +
+    `chat-gateway load test ${r.runId}: ${o.urls.length} node(s), ${fmtInt(o.users)} users × ${o.tabs} tabs` +
+      (o.observers ? ` (+ ${o.observers} observer tabs)` : '') +
+      `, offered ${fmtInt(o.rate)} msg/s ` +
       `(ramp ${o.rampS} s) for ${o.durationS} s, ${o.size} chars, assistant ${o.assistant ? 'measured' : 'not measured'}`,
   );
   lines.push('');
@@ -155,7 +191,8 @@ export function formatTable(r: LoadReport): string {
   lines.push('');
   const v = r.verification;
   const k = v.checked;
-  if (v.ok) {
+  if (r.convergence) lines.push(...convergedVerdict(r, r.convergence));
+  else if (v.ok) {
     lines.push(
       `VERIFIED     ${fmtInt(k.acked)} acked messages each received exactly once by all ${o.tabs} tabs of their user (${fmtInt(k.receiptsExpected)} receipts)` +
         (k.conversations
@@ -165,7 +202,8 @@ export function formatTable(r: LoadReport): string {
     );
     if (k.unknown > 0)
       lines.push(`             ${fmtInt(k.unknown)} sends had no answer; ${fmtInt(k.unknownStored)} of them are stored (once each)`);
-  } else {
+  }
+  if (!v.ok) {
     lines.push(
       `FAILED       ${fmtInt(v.totalProblems)} problem(s): ${Object.entries(v.problemCounts)
         .map(([kind, n]) => `${kind} ${fmtInt(n!)}`)
@@ -174,7 +212,8 @@ export function formatTable(r: LoadReport): string {
     const shown = v.problems.slice(0, 25);
     for (const p of shown) {
       lines.push(
-        `  ${p.kind.padEnd(24)} ${p.userId}${p.clientMessageId ? ` ${p.clientMessageId}` : ''}${p.seq !== undefined ? ` seq ${p.seq}` : ''}: ${p.detail}`,
+        `  ${p.kind.padEnd(24)} ${p.userId}${p.clientMessageId ? ` ${p.clientMessageId}` : ''}${p.seq !== undefined ? ` seq ${p.seq}` : ''}` +
+          `${p.observer !== undefined ? ` observer ${p.observer}` : ''}: ${p.detail}`,
       );
     }
     if (v.totalProblems > shown.length)
@@ -184,4 +223,45 @@ export function formatTable(r: LoadReport): string {
     lines.push(`cleanup      erased ${fmtInt(r.cleanup.usersErased)} users${r.cleanup.failures ? `, ${r.cleanup.failures} failed` : ''}`);
   if (r.files.length) lines.push(`reports      ${r.files.join('  ')}`);
   return lines.join('\n');
+}
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+
+/** The verdict of `--verify converged`: tabs converged, then what storage says, then what was seen live (not judged). */
+function convergedVerdict(r: LoadReport, c: ConvergenceReport): string[] {
+  const v = r.verification;
+  const k = v.checked;
+  const n = (kind: keyof typeof v.problemCounts) => fmtInt(v.problemCounts[kind] ?? 0);
+  const word = v.ok ? 'CONVERGED' : c.notConverged > 0 ? 'NOT CONVERGED' : 'FAILED';
+  const lines = [
+    `verdict      ${word}: ${fmtInt(c.converged)} of ${fmtInt(c.observerTabs)} observer tabs (${c.perUser} per user) match storage, ` +
+      `${fmtInt(c.notConverged)} do not (messages: ids, seq order, content, status; conversation list)`,
+    `convergence  ${c.afterLoadMs ? `after the load stopped: median ${seconds(c.afterLoadMs.median)}, max ${seconds(c.afterLoadMs.max)}` : 'no tab converged'}` +
+      ` · waited ${seconds(c.waitedMs)}${c.timedOut ? ` (the bound, --converge-timeout ${c.timeoutS})` : ` of at most ${c.timeoutS} s`}, ${fmtInt(c.rounds)} rounds of reads`,
+    `storage      ${fmtInt(k.acked)} acked · lost ${n('stored-missing')} (acked, not stored) · duplicated ${n('stored-duplicate')} (stored twice) · ` +
+      `replies not final ${n('reply-not-final')} · ${fmtInt(k.storedMessages)} stored messages in ${fmtInt(k.conversations)} conversations`,
+  ];
+  const replies = Object.entries(k.repliesByStatus);
+  const failures = Object.entries(k.replyFailures)
+    .map(([code, count]) => `${code} ${fmtInt(count)}`)
+    .join(', ');
+  if (replies.length) {
+    lines.push(
+      `replies      stored: ${replies.map(([status, count]) => `${status} ${fmtInt(count)}${status === 'failed' && failures ? ` (${failures})` : ''}`).join(' · ')}` +
+        (r.options.assistant ? '' : ' · a reply that never came is not judged without --assistant'),
+    );
+  }
+  if (k.unknown > 0)
+    lines.push(
+      `no answer    ${fmtInt(k.unknown)} send(s): ${fmtInt(k.unknownStored)} stored once, ${fmtInt(k.unknown - k.unknownStored)} not stored`,
+    );
+  lines.push(
+    `live         ${fmtInt(k.liveReceiptsMissed)} of ${fmtInt(k.acked * r.options.tabs)} receipts missed by the load tabs, ${fmtInt(k.liveReceiptsDuplicated)} duplicated ` +
+      `(not judged in this mode; ${fmtInt(r.connections.tabsDisconnected)} load tabs lost their connection)`,
+  );
+  lines.push(
+    `observers    ${fmtInt(c.disconnects)} disconnects · ${fmtInt(c.reconnects)} reconnects · ${fmtInt(c.sdkErrors)} SDK errors` +
+      (c.firstSdkErrors.length ? ` (first: ${c.firstSdkErrors[0]})` : ''),
+  );
+  return lines;
 }

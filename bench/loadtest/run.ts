@@ -8,7 +8,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { awaitConvergence, type ConvergenceResult } from './converge.ts';
 import { Fleet, pool, SetupError } from './fleet.ts';
+import { Observers } from './observers.ts';
 import { resolveOptions, UsageError, type LoadOptions } from './options.ts';
 import { Progress, type ProgressSnapshot } from './progress.ts';
 import type { LoadReport } from './report.ts';
@@ -16,7 +18,7 @@ import { buildReport } from './report-build.ts';
 import { renderHtml } from './report-html.ts';
 import { Schedule } from './schedule.ts';
 import { readStored } from './stored.ts';
-import { Tracker } from './tracker.ts';
+import { Outcome, Tracker } from './tracker.ts';
 import { verify, type StoredConversation } from './verify.ts';
 
 export { SetupError, UsageError };
@@ -34,7 +36,10 @@ export interface RunHooks {
   progressStream?: NodeJS.WriteStream;
   /** Aborting stops the sending early; the run then drains, verifies and reports what was sent (the CLI's Ctrl-C). */
   signal?: AbortSignal;
-  /** Called as each phase begins: connect, setup, send, drain, verify, cleanup (a bench measures one phase). */
+  /**
+   * Called as each phase begins: connect, setup, observe (`converged` mode), send, drain, converge (`converged`
+   * mode), verify, cleanup (a bench measures one phase; a fault drill in a test kills a node during `send`).
+   */
   onPhase?: (phase: string) => void;
 }
 
@@ -51,6 +56,7 @@ export async function runLoad(input: Partial<LoadOptions>, hooks: RunHooks = {})
   const startedAt = new Date();
   const tracker = new Tracker({ users: o.users, tabs: o.tabs, total: schedule.total, idPrefix: `lt:${o.runId}:`, assistant: o.assistant });
   const fleet = new Fleet(o, tracker);
+  const observers = o.verify === 'converged' ? new Observers(o, fleet.users) : undefined;
 
   let phase = 'preflight';
   let note: string | undefined = 'checking the nodes';
@@ -82,7 +88,7 @@ export async function runLoad(input: Partial<LoadOptions>, hooks: RunHooks = {})
   };
   progress?.start();
 
-  const times = { connectS: 0, conversationsS: 0, sendS: 0, drainS: 0, verifyS: 0 };
+  const times = { connectS: 0, conversationsS: 0, observeS: 0, sendS: 0, drainS: 0, convergeS: 0, verifyS: 0 };
   const lap = (() => {
     let at = performance.now();
     return () => {
@@ -111,6 +117,14 @@ export async function runLoad(input: Partial<LoadOptions>, hooks: RunHooks = {})
       note = `${++created} / ${o.users} conversations`;
     });
     times.conversationsS = lap();
+    if (observers) {
+      let watching = 0;
+      setPhase('observe', `0 / ${observers.count} observer tabs`);
+      await observers.open(() => {
+        note = `${++watching} / ${observers.count} observer tabs`;
+      });
+      times.observeS = lap();
+    }
     if (hooks.signal?.aborted) throw new SetupError('interrupted during the setup');
 
     // ---- open-loop sending ----
@@ -141,13 +155,16 @@ export async function runLoad(input: Partial<LoadOptions>, hooks: RunHooks = {})
     });
     const sendWindowS = hooks.signal?.aborted ? Math.min(schedule.durationS, (performance.now() - tracker.t0) / 1000) : schedule.durationS;
     sending = false;
+    const loadStoppedAt = performance.now();
     times.sendS = lap();
 
     // ---- drain: wait for the answers, receipts and replies still in flight ----
     setPhase('drain');
     const drainDeadline = performance.now() + o.drainTimeoutS * 1000;
+    // A fault loses receipts and reply ends for good; in converged mode the observers' views are awaited instead.
     const drained = () =>
-      tracker.pending === 0 && tracker.outstandingReceipts === 0 && (!o.assistant || tracker.replies.outstandingEnds === 0);
+      tracker.pending === 0 &&
+      (observers !== undefined || (tracker.outstandingReceipts === 0 && (!o.assistant || tracker.replies.outstandingEnds === 0)));
     while (!drained() && performance.now() < drainDeadline) await sleep(20);
     const fullyDrained = drained();
     tracker.giveUp(performance.now());
@@ -171,7 +188,24 @@ export async function runLoad(input: Partial<LoadOptions>, hooks: RunHooks = {})
     };
     await hooks.beforeVerify?.(context);
     let stored: StoredConversation[] | undefined;
-    if (o.verifyStorage) {
+    let convergence: ConvergenceResult | undefined;
+    if (observers) {
+      setPhase('converge', `comparing ${observers.count} observer tabs with storage`);
+      const acked = o.assistant ? ackedIdsByUser(tracker, o.users) : undefined;
+      convergence = await awaitConvergence({
+        users: context.users.map((u, i) => ({ ...u, observers: observers.of(i), replyTo: acked?.[i] })),
+        urls: o.urls,
+        concurrency: o.verifyConcurrency,
+        timeoutMs: o.convergeTimeoutS * 1000,
+        loadStoppedAt,
+        onRound: (matching, total) => {
+          note = `${matching} / ${total} observer tabs match storage`;
+        },
+      });
+      observers.close();
+      stored = convergence.stored;
+      times.convergeS = lap();
+    } else if (o.verifyStorage) {
       setPhase('verify', `reading ${o.users} conversations back`);
       stored = await readStored(context.users, o.urls, o.verifyConcurrency, (n) => {
         note = `read ${n} / ${o.users} conversations`;
@@ -186,6 +220,8 @@ export async function runLoad(input: Partial<LoadOptions>, hooks: RunHooks = {})
       assistant: o.assistant,
       replies: o.assistant ? tracker.replies.observations() : undefined,
       disconnectedTabs: [...fleet.disconnectedTabs],
+      mode: o.verify,
+      observerTabs: convergence?.tabs,
       misrouted: tracker.misrouted,
       ackMismatches: tracker.ackMismatches.map((m) => ({
         clientMessageId: tracker.clientMessageId(m.k),
@@ -213,10 +249,13 @@ export async function runLoad(input: Partial<LoadOptions>, hooks: RunHooks = {})
       times,
       generator,
       verification,
+      convergence,
+      observers,
       cleanup,
     });
   } catch (err) {
     fleet.close();
+    observers?.close();
     throw err;
   } finally {
     progress?.stop();
@@ -232,6 +271,16 @@ export async function runLoad(input: Partial<LoadOptions>, hooks: RunHooks = {})
     if (!o.jsonOnly) await writeFile(`${base}.html`, renderHtml(report));
   }
   return report;
+}
+
+/** Per user, the ids of its acknowledged messages: each must have a stored reply before storage counts as settled. */
+function ackedIdsByUser(tracker: Tracker, users: number): string[][] {
+  const out: string[][] = Array.from({ length: users }, () => []);
+  for (let k = 0; k < tracker.total; k++) {
+    const id = tracker.messageId[k];
+    if (tracker.outcome[k] === Outcome.ACKED && id) out[k % users]!.push(id);
+  }
+  return out;
 }
 
 /**

@@ -2,6 +2,7 @@
  * What the gateway stored, read back through its REST API with each owner's token (the verification's storage
  * input). Any node serves any user, so a node that died during the run hands its readers over to the next one.
  */
+import type { ConversationDto } from '../../src/shared/events.ts';
 import type { StoredConversation, StoredMessage } from './verify.ts';
 
 /** The REST page size limit of `GET …/messages` (the contract's maximum). */
@@ -14,18 +15,27 @@ interface HistoryPage {
     seq: number;
     role: string;
     status: string;
+    content: string;
     clientMessageId: string | null;
     metadata: Record<string, unknown> | null;
   }[];
   hasMore: boolean;
 }
 
-/** Pages through `GET /api/conversations/:id/messages?after=…&limit=200` with the owner's token. */
+/** The REST page size limit of `GET /api/conversations`. */
+const LIST_PAGE = 100;
+
+/**
+ * Pages through `GET /api/conversations/:id/messages?after=…&limit=200` with the owner's token. `content`: keep
+ * each message's text (the convergence check compares it; the receipts check does not need it, and a long run
+ * holds millions of messages).
+ */
 export async function readConversation(
   baseUrl: string,
   token: string,
   conversationId: string,
   signal?: AbortSignal,
+  content = false,
 ): Promise<StoredConversation> {
   const messages: StoredMessage[] = [];
   let after = 0;
@@ -36,6 +46,7 @@ export async function readConversation(
     lastSeq = page.conversation.lastSeq;
     for (const m of page.messages) {
       const replyToId = m.metadata?.replyToId;
+      const errorCode = (m.metadata?.error as { code?: unknown } | undefined)?.code;
       messages.push({
         id: m.id,
         seq: m.seq,
@@ -43,6 +54,8 @@ export async function readConversation(
         status: m.status,
         clientMessageId: m.clientMessageId,
         ...(typeof replyToId === 'string' ? { replyToId } : {}),
+        ...(content ? { content: m.content } : {}),
+        ...(typeof errorCode === 'string' ? { errorCode } : {}),
       });
     }
     const last = page.messages[page.messages.length - 1];
@@ -50,6 +63,23 @@ export async function readConversation(
     after = last.seq;
   }
   return { conversationId, lastSeq, messages };
+}
+
+/** Every conversation of the token's user, through `GET /api/conversations` (most recent activity first). */
+export async function readConversationList(baseUrl: string, token: string, signal?: AbortSignal): Promise<ConversationDto[]> {
+  const out: ConversationDto[] = [];
+  let cursor: string | null = null;
+  do {
+    const query: string = cursor === null ? `limit=${LIST_PAGE}` : `limit=${LIST_PAGE}&cursor=${encodeURIComponent(cursor)}`;
+    const page = await getJson<{ conversations: ConversationDto[]; nextCursor: string | null }>(
+      `${baseUrl}/api/conversations?${query}`,
+      token,
+      signal,
+    );
+    out.push(...page.conversations);
+    cursor = page.nextCursor;
+  } while (cursor !== null);
+  return out;
 }
 
 /** GET with a bearer token; retries what may pass on a second try (429, 503, network errors) twice. */

@@ -4,7 +4,12 @@
  * gap; a refused send is not stored; with the assistant, every acknowledged message got exactly one reply, seen
  * start to end by every tab. `verify()` is a pure function of what was observed (so it can be tested on
  * fabricated observations); stored.ts reads what the gateway stored, through its REST API.
+ *
+ * In `converged` mode the live receipts are counted but not judged (a fault loses some by design, and the SDK
+ * repairs them): what is judged instead is that every observer tab converged on storage (converge.ts), that
+ * nothing acknowledged was lost or stored twice, and that no reply is left streaming.
  */
+import type { VerifyMode } from './options.ts';
 
 /** One emitted `message:send`, as the run observed it. */
 export interface SentMessage {
@@ -50,6 +55,10 @@ export interface StoredMessage {
   status: string;
   clientMessageId: string | null;
   replyToId?: string;
+  /** Read only for the convergence check. */
+  content?: string;
+  /** `metadata.error.code` of a failed reply (e.g. INTERRUPTED: its node died). */
+  errorCode?: string;
 }
 
 export type StoredConversation =
@@ -70,6 +79,10 @@ export interface VerifyInput {
   /** Another user's message received by a tab. */
   misrouted?: { user: number; tab: number; clientMessageId: string }[];
   ackMismatches?: { clientMessageId: string; userId: string; detail: string }[];
+  /** Default `receipts`. */
+  mode?: VerifyMode;
+  /** `converged`: every observer tab, with what still differed from storage at the end (empty when it converged). */
+  observerTabs?: { user: number; observer: number; url: string; differences: string[]; differenceCount: number }[];
 }
 
 export type ProblemKind =
@@ -96,7 +109,9 @@ export type ProblemKind =
   | 'reply-delta-lost'
   | 'reply-delta-duplicate'
   | 'reply-stored-missing'
-  | 'reply-stored-duplicate';
+  | 'reply-stored-duplicate'
+  | 'reply-not-final'
+  | 'not-converged';
 
 export interface Problem {
   kind: ProblemKind;
@@ -106,6 +121,8 @@ export interface Problem {
   seq?: number;
   /** The tab concerned (0-based, within the user). */
   tab?: number;
+  /** The observer tab concerned (0-based, within the user; `converged` mode). */
+  observer?: number;
   detail: string;
 }
 
@@ -128,6 +145,16 @@ export interface Verification {
     conversations: number;
     storedMessages: number;
     replies: number;
+    /** `converged`: live receipts the load tabs missed or got twice (counted, not judged in that mode). */
+    liveReceiptsMissed: number;
+    liveReceiptsDuplicated: number;
+    /** `converged`: observer tabs compared with storage, and how many matched it. */
+    observerTabs: number;
+    observerTabsConverged: number;
+    /** `converged`: stored assistant replies by final status (a reply interrupted by a fault ends `failed`). */
+    repliesByStatus: Record<string, number>;
+    /** `converged`: the failed ones by `metadata.error.code`. */
+    replyFailures: Record<string, number>;
   };
 }
 
@@ -141,6 +168,7 @@ export function verify(input: VerifyInput, maxProblems = 10_000): Verification {
     if (problems.length < maxProblems) problems.push(p);
   };
   const T = input.tabs;
+  const converged = input.mode === 'converged';
   const disconnected = new Set(input.disconnectedTabs ?? []);
   const tabNote = (user: number, tab: number) =>
     disconnected.has(`${user}:${tab}`) ? ' (this tab lost its connection during the run)' : '';
@@ -155,6 +183,12 @@ export function verify(input: VerifyInput, maxProblems = 10_000): Verification {
     conversations: 0,
     storedMessages: 0,
     replies: 0,
+    liveReceiptsMissed: 0,
+    liveReceiptsDuplicated: 0,
+    observerTabs: input.observerTabs?.length ?? 0,
+    observerTabsConverged: 0,
+    repliesByStatus: {},
+    replyFailures: {},
   };
 
   // ---- live delivery ----
@@ -165,6 +199,11 @@ export function verify(input: VerifyInput, maxProblems = 10_000): Verification {
     const ref = { userId: m.userId, clientMessageId: m.clientMessageId, messageId: m.messageId, seq: m.seq };
     for (let t = 0; t < T; t++) {
       const n = m.receipts[t] ?? 0;
+      if (converged) {
+        if (n > 1) checked.liveReceiptsDuplicated += n - 1;
+        if (m.outcome === 'acked' && n === 0) checked.liveReceiptsMissed++;
+        continue;
+      }
       if (n > 1) add({ kind: 'receipt-duplicate', ...ref, tab: t, detail: `tab ${t} received message:created ${n} times` });
       if (m.outcome !== 'acked') continue;
       checked.receiptsExpected++;
@@ -233,7 +272,24 @@ export function verify(input: VerifyInput, maxProblems = 10_000): Verification {
       }
       const byClientId = new Map<string, StoredMessage[]>();
       for (const s of messages) {
+        // Once the run has converged nothing may be left streaming: a reply whose end no node will write.
+        if (converged && s.status === 'streaming') {
+          add({
+            kind: 'reply-not-final',
+            userId: u.userId,
+            messageId: s.id,
+            seq: s.seq,
+            detail: `conversation ${conv.conversationId}: ${s.role} message ${s.id} is still stored as streaming`,
+          });
+        }
         if (s.role === 'assistant') {
+          if (converged) {
+            checked.repliesByStatus[s.status] = (checked.repliesByStatus[s.status] ?? 0) + 1;
+            if (s.status === 'failed') {
+              const code = s.errorCode ?? 'no code';
+              checked.replyFailures[code] = (checked.replyFailures[code] ?? 0) + 1;
+            }
+          }
           if (s.replyToId) {
             const list = storedReplies.get(s.replyToId);
             if (list) list.push(s);
@@ -303,8 +359,13 @@ export function verify(input: VerifyInput, maxProblems = 10_000): Verification {
         const stored = storedReplies.get(m.messageId) ?? [];
         if (stored.length === 0) add({ kind: 'reply-stored-missing', ...ref, detail: 'no stored assistant reply' });
         else if (stored.length > 1) add({ kind: 'reply-stored-duplicate', ...ref, detail: `${stored.length} stored replies` });
-        else if (stored[0]!.status !== 'complete')
+        else if (stored[0]!.status !== 'complete' && !converged)
           add({ kind: 'reply-not-complete', ...ref, detail: `stored reply ${stored[0]!.id} is ${stored[0]!.status}` });
+      }
+      // What each tab saw live is the receipts mode's question; the converged mode judged the observers' views.
+      if (converged) {
+        if (storedReplies.has(m.messageId)) checked.replies++;
+        continue;
       }
       if (seen.length === 0) {
         add({ kind: 'reply-missing', ...ref, detail: 'no tab saw an assistant reply' });
@@ -338,6 +399,21 @@ export function verify(input: VerifyInput, maxProblems = 10_000): Verification {
       if (r.deltaDuplicates > 0)
         add({ kind: 'reply-delta-duplicate', ...ref, detail: `reply ${r.id}: ${r.deltaDuplicates} delta(s) repeated an index` });
     }
+  }
+
+  // ---- convergence of the observer tabs ----
+  for (const t of input.observerTabs ?? []) {
+    if (t.differenceCount === 0) {
+      checked.observerTabsConverged++;
+      continue;
+    }
+    const more = t.differenceCount > t.differences.length ? `; … ${t.differenceCount - t.differences.length} more` : '';
+    add({
+      kind: 'not-converged',
+      userId: input.users[t.user]?.userId ?? String(t.user),
+      observer: t.observer,
+      detail: `observer ${t.observer} (${t.url}), ${t.differenceCount} difference(s): ${t.differences.join('; ')}${more}`,
+    });
   }
 
   return { ok: total === 0, problemCounts: counts, totalProblems: total, problems, checked };
