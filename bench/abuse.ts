@@ -33,7 +33,7 @@ const BURST = 3000;
 const VICTIM_READS = 200;
 const UNLIMITED = { READ_RATE_LIMIT: '100000000', WRITE_RATE_LIMIT: '100000000', MAX_INFLIGHT_PER_SOCKET: '1000000' };
 
-type Ack = { ok: boolean; error?: { code: string } };
+type Ack = { ok: boolean; error?: { code: string }; data?: { conversation: { id: string } } };
 
 const cleanup = new Cleanup();
 process.once('SIGINT', () => void cleanup.run().then(() => process.exit(130)));
@@ -50,7 +50,7 @@ function connect(url: string, user: string): Promise<Socket> {
 }
 
 const ask = (socket: Socket, event: string, payload: unknown) =>
-  socket.timeout(60_000).emitWithAck(event, payload) as Promise<Ack & { data?: any }>;
+  socket.timeout(60_000).emitWithAck(event, payload) as Promise<Ack>;
 
 /** The victim's reads, one after another: `VICTIM_READS` of them, or for as long as `busy` runs if longer. */
 async function victimReads(socket: Socket, conversationId: string, busy?: Promise<unknown>): Promise<LatencySummary> {
@@ -83,8 +83,8 @@ async function run(limited: boolean) {
   try {
     const victim = await connect(url, `victim-${limited}`);
     const attacker = await connect(url, `attacker-${limited}`);
-    const mine = (await ask(victim, 'conversation:create', { title: 'victim' })).data.conversation.id;
-    const theirs = (await ask(attacker, 'conversation:create', { title: 'attacker' })).data.conversation.id;
+    const mine = (await ask(victim, 'conversation:create', { title: 'victim' })).data!.conversation.id;
+    const theirs = (await ask(attacker, 'conversation:create', { title: 'attacker' })).data!.conversation.id;
     for (let i = 0; i < 50; i++) await ask(victim, 'message:send', { conversationId: mine, content: `m${i}`, clientMessageId: `v${i}` });
     for (let i = 0; i < 200; i++)
       await ask(attacker, 'message:send', { conversationId: theirs, content: `a${i}`, clientMessageId: `a${i}` });

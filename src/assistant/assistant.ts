@@ -104,7 +104,8 @@ export function createAssistant(deps: AssistantDeps) {
   /** Stops a reply from any tab on any node: locally, else through the node running it, else in the database. */
   async function stop(userId: string, conversationId: string, messageId: string): Promise<MessageDto> {
     const stopped = await stopReply(userId, conversationId, messageId).catch((err: unknown) => {
-      if (err instanceof GatewayError && err.code === 'NOT_FOUND') deps.audit({ userId, op: 'assistant.stop', outcome: 'not_found', conversationId, messageId });
+      if (err instanceof GatewayError && err.code === 'NOT_FOUND')
+        deps.audit({ userId, op: 'assistant.stop', outcome: 'not_found', conversationId, messageId });
       throw err;
     });
     deps.audit({ userId, op: 'assistant.stop', outcome: 'ok', conversationId, messageId });

@@ -27,7 +27,10 @@ export type Audit = (entry: AuditEntry) => void;
  */
 export function createAudit(o: { log: Logger; node: string; path?: string }): Audit {
   const sink = o.path
-    ? pino({ base: { node: o.node }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: o.path, sync: false, mkdir: true }))
+    ? pino(
+        { base: { node: o.node }, timestamp: pino.stdTimeFunctions.isoTime },
+        pino.destination({ dest: o.path, sync: false, mkdir: true }),
+      )
     : o.log;
   return (entry) => {
     const request = currentRequest();
