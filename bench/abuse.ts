@@ -49,8 +49,7 @@ function connect(url: string, user: string): Promise<Socket> {
   });
 }
 
-const ask = (socket: Socket, event: string, payload: unknown) =>
-  socket.timeout(60_000).emitWithAck(event, payload) as Promise<Ack>;
+const ask = (socket: Socket, event: string, payload: unknown) => socket.timeout(60_000).emitWithAck(event, payload) as Promise<Ack>;
 
 /** The victim's reads, one after another: `VICTIM_READS` of them, or for as long as `busy` runs if longer. */
 async function victimReads(socket: Socket, conversationId: string, busy?: Promise<unknown>): Promise<LatencySummary> {
