@@ -15,7 +15,7 @@ const LAYERS: string[][] = [
   ['conversations'],
   ['messages'],
   ['assistant'],
-  ['chat'],
+  ['chat', 'account'],
   ['http', 'realtime'],
   // The files directly in src/: the configuration, the entity list, the composition root and the entry points.
   ['.'],

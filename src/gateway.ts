@@ -1,6 +1,7 @@
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { accountRoutes } from './account/account.routes.ts';
 import { createAssistant, DEFAULT_TIMING, type Assistant, type AssistantTiming } from './assistant/assistant.ts';
 import { createEchoProvider } from './assistant/echo.ts';
 import { createOpenAiProvider } from './assistant/openai.ts';
@@ -32,7 +33,6 @@ import { createFanout, type Fanout } from './realtime/fanout.ts';
 import { createRedisClients } from './realtime/redis.ts';
 import { createSocketServer, type SocketServer } from './realtime/socket-server.ts';
 import { waitAtMost } from './shared/time-bounds.ts';
-import { userRoutes } from './users/user.routes.ts';
 import { createUserService, type UserService } from './users/user.service.ts';
 
 export interface Gateway {
@@ -150,7 +150,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     api: [
       { path: '/conversations', router: conversationRoutes({ conversations, publish, limits, maxMessageChars }) },
       { path: '/conversations', router: messageRoutes({ messages, sendMessage, limits, maxMessageChars, clientInfo }) },
-      { path: '/me', router: userRoutes({ users, limits, disconnectUser: fanout.disconnectUser }) },
+      { path: '/me', router: accountRoutes({ users, orm, limits, audit, disconnectUser: fanout.disconnectUser }) },
       { path: '', router: seedRoutes({ messages, limits }) },
       { path: '', router: chatRoutes({ sendMessage, messages, maxMessageChars, timeoutMs: config.assistant.chatTimeoutMs, clientInfo }) },
     ],

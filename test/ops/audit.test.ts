@@ -18,7 +18,12 @@ let gw: StartedGateway;
 beforeAll(async () => {
   db = await createTestDatabase();
   dir = await mkdtemp(join(tmpdir(), 'chat-audit-'));
-  gw = await startGateway({ DATABASE_URL: db.url, AUDIT_LOG: join(dir, 'audit.log'), NODE_ID: 'audited-node', RECORD_CLIENT_ADDRESS: 'true' });
+  gw = await startGateway({
+    DATABASE_URL: db.url,
+    AUDIT_LOG: join(dir, 'audit.log'),
+    NODE_ID: 'audited-node',
+    RECORD_CLIENT_ADDRESS: 'true',
+  });
 });
 afterAll(async () => {
   closeAllTabs();
@@ -49,7 +54,16 @@ describe('the audit trail', () => {
     await tab.request('history:get', { conversationId: '00000000-0000-7000-8000-000000000000' });
     await rest.delete(`/api/conversations/${c.id}`);
 
-    const expected = ['conversation.create', 'conversation.list', 'message.append', 'message.history', 'conversation.rename', 'message.history', 'message.history', 'conversation.delete'];
+    const expected = [
+      'conversation.create',
+      'conversation.list',
+      'message.append',
+      'message.history',
+      'conversation.rename',
+      'message.history',
+      'message.history',
+      'conversation.delete',
+    ];
     const found = await eventually(async () => {
       const mine = (await lines()).filter((l) => l.audit.userId === user);
       return mine.length >= expected.length ? mine : undefined;
@@ -72,7 +86,11 @@ describe('client metadata on user messages', () => {
   it('records the user agent, and the address when RECORD_CLIENT_ADDRESS is on, on both doors', async () => {
     const rest = api(gw.url, gw.tokenFor('metadata-user'));
     const c = await createConversation(rest, 'meta');
-    const res = await rest.post(`/api/conversations/${c.id}/messages`, { content: 'over REST' }, { headers: { 'user-agent': 'TodoApp/2.1 (test)' } });
+    const res = await rest.post(
+      `/api/conversations/${c.id}/messages`,
+      { content: 'over REST' },
+      { headers: { 'user-agent': 'TodoApp/2.1 (test)' } },
+    );
     expect(res.body.message.metadata).toEqual({ client: { userAgent: 'TodoApp/2.1 (test)', address: '127.0.0.1' } });
     const tab = await connectTab(gw.url, gw.tokenFor('metadata-user'), { extraHeaders: { 'user-agent': 'SocketTab/1.0' } });
     const sent = await tab.ok('message:send', { conversationId: c.id, content: 'over the socket', clientMessageId: 'meta-1' });
