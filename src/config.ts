@@ -45,6 +45,9 @@ const EnvSchema = z.object({
   MIGRATE_ON_START: bool.default(true),
   METRICS_TOKEN: z.string().min(1).optional(),
   AUDIT_LOG: z.string().min(1).optional(),
+  RETENTION_DAYS: z.coerce.number().int().min(1).optional(),
+  RETENTION_INTERVAL_MS: int(3_600_000, 1_000),
+  RETENTION_BATCH: int(200, 1),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DB_POOL_MAX: int(20, 1),
   SEND_RATE_LIMIT: int(20, 1),
@@ -107,6 +110,8 @@ export interface GatewayConfig {
   logLevel: Env['LOG_LEVEL'];
   /** A file for the audit trail, apart from the application log (unset: the application log). */
   auditLog?: string;
+  /** Conversations idle for this many days are deleted (unset: kept forever), checked every `intervalMs`. */
+  retention?: { days: number; intervalMs: number; batchSize: number };
   dbPoolMax: number;
   /** Append transactions in flight at once per node (group commit: each takes every append queued when it starts). */
   appendConcurrency: number;
@@ -181,6 +186,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, makeDemoSecret?
     metricsToken: e.METRICS_TOKEN,
     logLevel: e.LOG_LEVEL,
     auditLog: e.AUDIT_LOG,
+    retention: e.RETENTION_DAYS ? { days: e.RETENTION_DAYS, intervalMs: e.RETENTION_INTERVAL_MS, batchSize: e.RETENTION_BATCH } : undefined,
     dbPoolMax: e.DB_POOL_MAX,
     appendConcurrency: e.APPEND_CONCURRENCY,
     appendQueueMax: e.APPEND_QUEUE_MAX,

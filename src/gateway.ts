@@ -15,6 +15,7 @@ import { createSendMessage, type SendMessage } from './chat/send-message.ts';
 import type { GatewayConfig } from './config.ts';
 import { conversationRoutes } from './conversations/conversation.routes.ts';
 import { createConversationService, type ConversationService } from './conversations/conversation.service.ts';
+import { createRetention, scheduleRetention } from './conversations/retention.ts';
 import { watchDatabase } from './db/health.ts';
 import { initOrm } from './db/orm.ts';
 import type { Orm } from './db/types.ts';
@@ -185,6 +186,16 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   const httpServer = createServer(app);
   sockets.attach(httpServer);
   assistant.startSweeper();
+  const stopRetention = config.retention
+    ? scheduleRetention(createRetention(deps, config.retention), {
+        intervalMs: config.retention.intervalMs,
+        deleted: (broadcasts) => {
+          publish(broadcasts);
+          metrics.retentionDeleted.inc(broadcasts.length);
+        },
+        log,
+      })
+    : async () => undefined;
 
   let closed: Promise<void> | undefined;
   async function shutdown() {
@@ -200,6 +211,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     while ((chat.inflight.count > 0 || httpInflight.count > 0) && Date.now() < drainDeadline) await sleep(20);
     await assistant.drain(left(drainDeadline));
     chat.stop();
+    await waitAtMost(stopRetention(), left(deadline) / 4);
     database.stop();
     // A client that stopped reading never answers the WebSocket close: what has not closed by the deadline is cut.
     await waitAtMost(sockets.close(), left(deadline) / 2);

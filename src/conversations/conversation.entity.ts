@@ -23,6 +23,8 @@ export const ConversationSchema = defineEntity({
       name: 'conversations_user_id_updated_at_index',
       expression: 'create index "conversations_user_id_updated_at_index" on "conversations" ("user_id", "updated_at" desc, "id" desc)',
     },
+    // Serves the retention sweep: conversations idle since before a cutoff, whoever owns them.
+    { name: 'conversations_updated_at_index', properties: ['updatedAt'] },
   ],
 });
 

@@ -38,6 +38,11 @@ export function createMetrics(nodeId: string) {
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),
+    retentionDeleted: new Counter({
+      name: 'chat_retention_deleted_total',
+      help: 'Conversations deleted for having had no activity for RETENTION_DAYS',
+      registers: [registry],
+    }),
     dbErrors: new Counter({
       name: 'chat_db_errors_total',
       help: 'Database errors by kind',
