@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import type { McpServer } from './assistant/mcp.ts';
 import { authConfig, type AuthConfig } from './auth/keys.ts';
 import type { Allowance, Budget } from './limits/user-limits.ts';
 import { ConfigError } from './shared/errors.ts';
@@ -14,6 +16,35 @@ const list = z.string().transform((s) =>
     .filter(Boolean),
 );
 const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
+
+/** A system prompt is sent with every model call: a longer one is a mistake (a wrong file), not a prompt. */
+const SYSTEM_PROMPT_MAX_CHARS = 100_000;
+/** HS256 keys shorter than the hash output are brute-forceable (RFC 7518 §3.2); the MCP servers refuse them too. */
+const MCP_SECRET_MIN_BYTES = 32;
+const MCP_SERVER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** `MCP_SERVERS`: `name=url` entries separated by commas, e.g. `todo=http://todo-mcp:4000/mcp,crm=https://crm.example.com/mcp`. */
+function parseMcpServers(value: string, ctx: z.RefinementCtx): McpServer[] {
+  const servers: McpServer[] = [];
+  for (const entry of value
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)) {
+    const at = entry.indexOf('=');
+    const name = entry.slice(0, at).trim();
+    const url = entry.slice(at + 1).trim();
+    if (at < 1 || !MCP_SERVER_NAME.test(name)) {
+      ctx.addIssue({ code: 'custom', message: `"${entry}": expected name=url, the name of letters, digits, ".", "_" or "-"` });
+    } else if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) {
+      ctx.addIssue({ code: 'custom', message: `"${name}": its URL must be http:// or https://` });
+    } else if (servers.some((s) => s.name === name)) {
+      ctx.addIssue({ code: 'custom', message: `"${name}" is named twice` });
+    } else {
+      servers.push({ name, url });
+    }
+  }
+  return servers;
+}
 
 /** Every environment variable the gateway reads, with its default. The README lists the same table. */
 const EnvSchema = z.object({
@@ -41,6 +72,17 @@ const EnvSchema = z.object({
   OPENAI_BASE_URL: z.string().default('https://api.openai.com/v1'),
   OPENAI_API_KEY: z.string().optional(),
   OPENAI_MODEL: z.string().default('gpt-4o-mini'),
+  ASSISTANT_SYSTEM_PROMPT: z.string().max(SYSTEM_PROMPT_MAX_CHARS).optional(),
+  ASSISTANT_SYSTEM_PROMPT_FILE: z.string().optional(),
+  // history:get's own page bound: the context is read as one page.
+  ASSISTANT_CONTEXT_MESSAGES: int(50, 1).pipe(z.number().max(200)),
+  ASSISTANT_MAX_STEPS: int(5, 1).pipe(z.number().max(50)),
+  ASSISTANT_STEP_TIMEOUT_MS: int(60_000, 1),
+  ASSISTANT_TOOL_TIMEOUT_MS: int(30_000, 1),
+  ASSISTANT_MAX_REPLY_CHARS: int(32_000, 1),
+  MCP_SERVERS: z.string().transform(parseMcpServers).optional(),
+  MCP_TOKEN_SECRET: z.string().optional(),
+  MCP_TOOLS_CACHE_MS: int(60_000, 0),
   MAX_MESSAGE_CHARS: int(10_000, 1),
   MIGRATE_ON_START: bool.default(true),
   METRICS_TOKEN: z.string().min(1).optional(),
@@ -103,6 +145,24 @@ export interface GatewayConfig {
     /** How long POST /api/chat waits for the reply. */
     chatTimeoutMs: number;
     openai: { baseUrl: string; apiKey?: string; model: string };
+    /** The system prompt, placeholders unfilled (`{{userId}}`, `{{date}}`); from the variable or the file. */
+    systemPrompt?: string;
+    /** Messages before the reply given to the provider. */
+    contextMessages: number;
+    /** Model calls per reply (a step: one model call and the tool calls it asks for). */
+    maxSteps: number;
+    stepTimeoutMs: number;
+    toolTimeoutMs: number;
+    /** Longest reply, in characters (code points): past it the reply ends failed (REPLY_TOO_LONG). */
+    maxReplyChars: number;
+  };
+  /** Tools over MCP; absent without MCP_SERVERS. */
+  mcp?: {
+    servers: McpServer[];
+    /** Signs the per-call tokens that tell each server which user a call acts for. */
+    tokenSecret: string;
+    /** How long a server's tool list is used before it is read again. */
+    toolsCacheMs: number;
   };
   maxMessageChars: number;
   migrateOnStart: boolean;
@@ -157,6 +217,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, makeDemoSecret?
   if (!demoAllowed && makeDemoSecret && !e.JWT_SECRET && !e.JWT_PUBLIC_KEY) {
     throw new ConfigError('DATABASE_URL is set but no JWT_SECRET or JWT_PUBLIC_KEY: demo mode runs only on the embedded database');
   }
+  if (e.ASSISTANT_SYSTEM_PROMPT && e.ASSISTANT_SYSTEM_PROMPT_FILE) {
+    throw new ConfigError('ASSISTANT_SYSTEM_PROMPT and ASSISTANT_SYSTEM_PROMPT_FILE are both set: give one');
+  }
+  const systemPrompt = e.ASSISTANT_SYSTEM_PROMPT ?? (e.ASSISTANT_SYSTEM_PROMPT_FILE && readPrompt(e.ASSISTANT_SYSTEM_PROMPT_FILE));
+  const mcp = e.MCP_SERVERS?.length
+    ? { servers: e.MCP_SERVERS, tokenSecret: mcpSecret(e.MCP_TOKEN_SECRET), toolsCacheMs: e.MCP_TOOLS_CACHE_MS }
+    : undefined;
   const auth = authConfig(
     { secret: e.JWT_SECRET, publicKey: e.JWT_PUBLIC_KEY, algorithms: e.JWT_ALGORITHMS, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE },
     demoAllowed,
@@ -180,7 +247,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, makeDemoSecret?
       staleMs: e.REPLY_STALE_MS,
       chatTimeoutMs: e.CHAT_TIMEOUT_MS,
       openai: { baseUrl: e.OPENAI_BASE_URL, apiKey: e.OPENAI_API_KEY, model: e.OPENAI_MODEL },
+      systemPrompt: systemPrompt || undefined,
+      contextMessages: e.ASSISTANT_CONTEXT_MESSAGES,
+      maxSteps: e.ASSISTANT_MAX_STEPS,
+      stepTimeoutMs: e.ASSISTANT_STEP_TIMEOUT_MS,
+      toolTimeoutMs: e.ASSISTANT_TOOL_TIMEOUT_MS,
+      maxReplyChars: e.ASSISTANT_MAX_REPLY_CHARS,
     },
+    mcp,
     maxMessageChars: e.MAX_MESSAGE_CHARS,
     migrateOnStart: e.MIGRATE_ON_START,
     metricsToken: e.METRICS_TOKEN,
@@ -208,4 +282,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, makeDemoSecret?
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
     syncSpreadMs: e.SYNC_SPREAD_MS,
   };
+}
+
+function readPrompt(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(
+      `ASSISTANT_SYSTEM_PROMPT_FILE: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
+  }
+  if (text.length > SYSTEM_PROMPT_MAX_CHARS) {
+    throw new ConfigError(`ASSISTANT_SYSTEM_PROMPT_FILE: ${path} holds ${text.length} characters; at most ${SYSTEM_PROMPT_MAX_CHARS}`);
+  }
+  return text.trim();
+}
+
+function mcpSecret(secret: string | undefined): string {
+  if (!secret)
+    throw new ConfigError('MCP_SERVERS is set but MCP_TOKEN_SECRET is not: the servers need it to know which user a call acts for');
+  const bytes = Buffer.byteLength(secret);
+  if (bytes < MCP_SECRET_MIN_BYTES)
+    throw new ConfigError(`MCP_TOKEN_SECRET is ${bytes} bytes; at least ${MCP_SECRET_MIN_BYTES} are required`);
+  return secret;
 }

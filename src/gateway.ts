@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { accountRoutes } from './account/account.routes.ts';
 import { createAssistant, DEFAULT_TIMING, type Assistant, type AssistantTiming } from './assistant/assistant.ts';
 import { createEchoProvider } from './assistant/echo.ts';
+import { createMcpTools } from './assistant/mcp.ts';
 import { createOpenAiProvider } from './assistant/openai.ts';
 import type { AssistantProvider } from './assistant/provider.ts';
 import { createReplyStore } from './assistant/reply-store.ts';
@@ -121,8 +122,17 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     },
   });
   const users = createUserService(deps);
+  const a = config.assistant;
   const assistant = createAssistant({
-    provider: options.provider ?? providerFor(config),
+    provider: options.provider ?? providerFor(config, log),
+    tools: config.mcp && createMcpTools({ ...config.mcp, listTtlMs: config.mcp.toolsCacheMs, callTimeoutMs: a.toolTimeoutMs, log }),
+    settings: {
+      systemPrompt: a.systemPrompt,
+      contextMessages: a.contextMessages,
+      timeoutMs: a.timeoutMs,
+      maxChars: a.maxReplyChars,
+      toolTimeoutMs: a.toolTimeoutMs,
+    },
     messages,
     store: createReplyStore(orm),
     publish,
@@ -256,12 +266,13 @@ function replyTiming(staleMs: number, overrides?: Partial<AssistantTiming>): Par
   return { staleMs, heartbeatMs, persistMs, ...overrides };
 }
 
-function providerFor(config: GatewayConfig): AssistantProvider | undefined {
-  switch (config.assistant.kind) {
+function providerFor(config: GatewayConfig, log: Logger): AssistantProvider | undefined {
+  const a = config.assistant;
+  switch (a.kind) {
     case 'echo':
-      return createEchoProvider(config.assistant.delayMs);
+      return createEchoProvider(a.delayMs);
     case 'openai':
-      return createOpenAiProvider({ ...config.assistant.openai, timeoutMs: config.assistant.timeoutMs });
+      return createOpenAiProvider({ ...a.openai, maxSteps: a.maxSteps, stepTimeoutMs: a.stepTimeoutMs, log });
     case 'none':
       return undefined;
   }

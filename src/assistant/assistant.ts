@@ -6,9 +6,12 @@ import type { Publisher } from '../shared/broadcast.ts';
 import { GatewayError, notFound } from '../shared/errors.ts';
 import type { MessageDto } from '../shared/events.ts';
 import { waitAtMost } from '../shared/time-bounds.ts';
+import type { McpTools } from './mcp.ts';
 import type { AssistantProvider, ChatTurn } from './provider.ts';
-import { Reply, type ReplyTiming } from './reply.ts';
+import { Reply, type ReplyLimits, type ReplyTiming } from './reply.ts';
 import type { ReplyStore } from './reply-store.ts';
+import { systemPromptFor } from './system-prompt.ts';
+import { settleStoredToolCalls, ToolCallError } from './tool-calls.ts';
 
 export interface AssistantTiming extends ReplyTiming {
   /** A streaming reply whose heartbeat is older than this is taken as interrupted (its node died). */
@@ -16,11 +19,28 @@ export interface AssistantTiming extends ReplyTiming {
 }
 
 export const DEFAULT_TIMING: AssistantTiming = { flushMs: 50, persistMs: 1000, heartbeatMs: 5000, staleMs: 15_000 };
-const CONTEXT_MESSAGES = 20;
+
+/** What a reply is given and what bounds it; the defaults are those of the configuration. */
+export interface AssistantSettings extends ReplyLimits {
+  /** The system prompt, with its placeholders (`{{userId}}`, `{{date}}`); undefined for none. */
+  systemPrompt?: string;
+  /** How many of the conversation's messages before the reply the provider is given (ASSISTANT_CONTEXT_MESSAGES). */
+  contextMessages: number;
+}
+
+export const DEFAULT_SETTINGS: AssistantSettings = {
+  contextMessages: 50,
+  timeoutMs: 120_000,
+  maxChars: 32_000,
+  toolTimeoutMs: 30_000,
+};
 
 export interface AssistantDeps {
   /** Undefined with ASSISTANT=none: no reply is ever started. */
   provider?: AssistantProvider;
+  /** Tools over MCP (MCP_SERVERS); absent when none are configured. */
+  tools?: McpTools;
+  settings?: Partial<AssistantSettings>;
   messages: MessageService;
   store: ReplyStore;
   publish: Publisher;
@@ -41,6 +61,7 @@ export interface AssistantDeps {
 /** Runs assistant replies on this node and ends them however they end: complete, stopped, failed or interrupted. */
 export function createAssistant(deps: AssistantDeps) {
   const timing = { ...DEFAULT_TIMING, ...deps.timing };
+  const settings = { ...DEFAULT_SETTINGS, ...deps.settings };
   // Replies running on this node, by message id: local work in progress, not a routing table.
   const running = new Map<string, Reply>();
   let sweeper: NodeJS.Timeout | undefined;
@@ -68,6 +89,8 @@ export function createAssistant(deps: AssistantDeps) {
       userId,
       message: stored,
       provider,
+      tools: deps.tools && (() => deps.tools!.toolsFor(userId)),
+      limits: settings,
       store: deps.store,
       find: deps.messages.find,
       publish: deps.publish,
@@ -82,7 +105,7 @@ export function createAssistant(deps: AssistantDeps) {
       deps.log.warn({ messageId: stored.id, err: err.message }, 'reply context unavailable; answering the message alone');
       return [{ role: 'user' as const, content: userMessage.content }];
     });
-    reply.start(turns);
+    reply.start({ system: systemPromptFor(settings.systemPrompt, userId), turns });
     return reply.done;
   }
 
@@ -97,7 +120,7 @@ export function createAssistant(deps: AssistantDeps) {
   }
 
   async function context(userId: string, reply: MessageDto): Promise<ChatTurn[]> {
-    const page = await deps.messages.history(userId, reply.conversationId, { before: reply.seq, limit: CONTEXT_MESSAGES });
+    const page = await deps.messages.history(userId, reply.conversationId, { before: reply.seq, limit: settings.contextMessages });
     return page.messages.filter((m) => m.content.length > 0).map((m) => ({ role: m.role, content: m.content }));
   }
 
@@ -125,7 +148,8 @@ export function createAssistant(deps: AssistantDeps) {
     if (remote) return remote;
     // No node runs it any more: end it here with the text saved so far.
     const processingTimeMs = Date.now() - Date.parse(message.createdAt);
-    const ended = await deps.store.finish(messageId, 'stopped', { ...message.metadata, processingTimeMs });
+    const metadata = settleStoredToolCalls(message.metadata, ToolCallError.STOPPED);
+    const ended = await deps.store.finish(messageId, 'stopped', { ...metadata, processingTimeMs });
     if (ended) deps.publish([{ userId, event: 'message:updated', payload: { message: ended } }]);
     return ended ?? (await deps.messages.find(userId, messageId)) ?? message;
   }

@@ -2,6 +2,8 @@ import type { Orm } from '../db/types.ts';
 import { messageFromRow } from '../messages/message.dto.ts';
 import type { MessageStatus } from '../messages/message.entity.ts';
 import type { MessageDto } from '../shared/events.ts';
+import { ReplyErrorCode, replyError } from './reply-errors.ts';
+import { ToolCallError } from './tool-calls.ts';
 
 /**
  * Writes of a streaming reply. Every one is conditional on `status = 'streaming'`: whoever ends a reply first
@@ -35,14 +37,23 @@ export function createReplyStore(orm: Orm) {
     return rows[0] ? messageFromRow(rows[0]) : undefined;
   }
 
-  /** Marks as failed every reply whose heartbeat stopped (its node died), keeping the partial text. */
+  /**
+   * Marks as failed every reply whose heartbeat stopped (its node died), keeping the partial text; a tool call its
+   * node left running is shown as failed too.
+   */
   async function failStale(staleMs: number): Promise<{ userId: string; message: MessageDto }[]> {
+    const error = replyError(ReplyErrorCode.INTERRUPTED);
     const rows = await orm.em.fork().execute<Record<string, unknown>[]>(
       `update messages set status = 'failed', updated_at = now(),
-         metadata = coalesce(metadata, '{}'::jsonb) || jsonb_build_object('error',
-           jsonb_build_object('code', 'INTERRUPTED', 'message', 'the reply was interrupted before it ended'))
+         metadata = coalesce(metadata, '{}'::jsonb)
+           || jsonb_build_object('error', jsonb_build_object('code', ?::text, 'message', ?::text))
+           || case when jsonb_typeof(metadata->'toolCalls') = 'array' then jsonb_build_object('toolCalls', (
+                select coalesce(jsonb_agg(case when c->>'status' = 'running'
+                  then c || jsonb_build_object('status', 'failed', 'error', ?::text) else c end order by n), '[]'::jsonb)
+                from jsonb_array_elements(metadata->'toolCalls') with ordinality as t(c, n)))
+              else '{}'::jsonb end
        where status = 'streaming' and updated_at < now() - make_interval(secs => ?) returning *`,
-      [staleMs / 1000],
+      [error.code, error.message, ToolCallError.INTERRUPTED, staleMs / 1000],
     );
     return rows.map((row) => ({ userId: String(row.user_id), message: messageFromRow(row) }));
   }

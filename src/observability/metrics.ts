@@ -89,6 +89,12 @@ export function createMetrics(nodeId: string) {
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
+    assistantToolCalls: new Counter({
+      name: 'chat_assistant_tool_calls_total',
+      help: 'Tool calls of assistant replies, by tool and outcome (complete, or why it failed)',
+      labelNames: ['tool', 'outcome'] as const,
+      registers: [registry],
+    }),
     redisConnected: new Gauge({
       name: 'chat_redis_connected',
       help: 'Whether each Redis connection (pub, sub, commands) is up: 0 means fan-out between nodes is degraded',

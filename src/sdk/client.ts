@@ -46,6 +46,7 @@ export class ChatClient {
     s.on('message:created', (p) => this.incoming('message:created', p));
     s.on('message:updated', (p) => this.incoming('message:updated', p));
     s.on('message:delta', (p) => this.incoming('message:delta', p));
+    s.on('tool:updated', (p) => this.incoming('tool:updated', p));
     s.on('auth:expired', (p) => this.incoming('auth:expired', p));
     s.on('sync:required', (p) => this.incoming('sync:required', p));
     if (options.autoConnect !== false) this.connection.connect();

@@ -8,7 +8,7 @@
  * A message still streaming may also have moved on unseen (its deltas and final `message:updated` lost):
  * `fillAfter()` reaches back to re-read those too.
  */
-import type { MessageDelta, MessageDto, Status } from '../shared/events.ts';
+import type { MessageDelta, MessageDto, Status, ToolCallDto, ToolUpdate } from '../shared/events.ts';
 
 /** What `applyDelta` did with a delta. */
 export type DeltaOutcome =
@@ -22,6 +22,49 @@ export type DeltaOutcome =
   | { kind: 'final' }
   /** The message is not in the view (its `message:created` was missed): fetch what follows `lastSeq`. */
   | { kind: 'unknown' };
+
+/** What `applyTool` did with a `tool:updated`. */
+export type ToolOutcome =
+  /** Recorded: `message` is the reply with the call in its `metadata.toolCalls`. */
+  | { kind: 'applied'; message: MessageDto }
+  /** The reply already held the call in that state, or a later one: ignored. */
+  | { kind: 'duplicate' }
+  /** The reply has ended: its stored version holds every call as it ended. */
+  | { kind: 'final' }
+  /** The reply is not in the view: fetch what follows `lastSeq`. */
+  | { kind: 'unknown' };
+
+/** As many calls as the server keeps in `metadata.toolCalls`. */
+const TOOL_CALLS_KEPT = 20;
+
+/** The tool calls a reply's metadata holds (none for a reply that called no tool, or a user's message). */
+export const toolCallsOf = (m: MessageDto): ToolCallDto[] => {
+  const calls = m.metadata?.toolCalls;
+  return Array.isArray(calls) ? calls.filter((c): c is ToolCallDto => typeof c?.id === 'string') : [];
+};
+
+/** A call that has ended is later in its life than one running; two versions in the same state are the same. */
+const callStage = (c: ToolCallDto) => (c.status === 'running' ? 0 : 1);
+
+/**
+ * `held` with `incoming` merged in, by call id: a call not held is added (in arrival order, the last
+ * TOOL_CALLS_KEPT kept), a held call is replaced only by a later state of it. Null when nothing changes.
+ */
+export function mergeToolCalls(held: ToolCallDto[], incoming: ToolCallDto[]): ToolCallDto[] | null {
+  let merged = held;
+  for (const call of incoming) {
+    const at = merged.findIndex((c) => c.id === call.id);
+    if (at < 0) merged = [...merged, call].slice(-TOOL_CALLS_KEPT);
+    else if (callStage(call) > callStage(merged[at]!)) merged = merged.map((c, i) => (i === at ? call : c));
+  }
+  return merged === held ? null : merged;
+}
+
+/** `message` holding the calls of `calls` it lacks (or holds at an earlier state); null when it already has them all. */
+function withToolCalls(message: MessageDto, calls: ToolCallDto[]): MessageDto | null {
+  const merged = mergeToolCalls(toolCallsOf(message), calls);
+  return merged && { ...message, metadata: { ...message.metadata, toolCalls: merged } };
+}
 
 /** Which page of `history:get` is being applied. */
 export type PageKind = 'latest' | 'older' | 'newer';
@@ -187,9 +230,18 @@ export class ConversationView {
     if (message.conversationId !== this.conversationId) return null;
     const stored = this.bySeq.get(message.seq) ?? this.get(message.id);
     if (stored) {
-      if (stored.id !== message.id || !supersedes(message, stored)) return null;
-      this.store(stored.seq, message);
-      return message;
+      if (stored.id !== message.id) return null;
+      const streaming = !isFinal(message) && !isFinal(stored);
+      if (!supersedes(message, stored)) {
+        // A snapshot no further along in text may still know of a tool call this copy missed the event of.
+        const merged = streaming ? withToolCalls(stored, toolCallsOf(message)) : null;
+        if (merged) this.store(stored.seq, merged);
+        return merged;
+      }
+      // And a snapshot further along in text may have been saved before a tool event this copy applied.
+      const next = (streaming && withToolCalls(message, toolCallsOf(stored))) || message;
+      this.store(stored.seq, next);
+      return next;
     }
     // Older than the window (a view followed from a send): loadOlder brings those, in pages without holes.
     if (this.start !== undefined && message.seq < this.start) return null;
@@ -219,6 +271,21 @@ export class ConversationView {
     };
     this.bySeq.set(stored.seq, message);
     this.sorted = undefined;
+    return { kind: 'applied', message };
+  }
+
+  /**
+   * Applies a `tool:updated`: a streaming reply records the call in its `metadata.toolCalls` (a new call, or a later
+   * state of one it holds). An ended reply ignores it: its stored version has the calls as they ended.
+   */
+  applyTool(update: ToolUpdate): ToolOutcome {
+    if (update.conversationId !== this.conversationId) return { kind: 'unknown' };
+    const stored = this.get(update.messageId);
+    if (!stored) return { kind: 'unknown' };
+    if (isFinal(stored)) return { kind: 'final' };
+    const message = withToolCalls(stored, [update.call]);
+    if (!message) return { kind: 'duplicate' };
+    this.store(stored.seq, message);
     return { kind: 'applied', message };
   }
 

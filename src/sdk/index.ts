@@ -22,5 +22,7 @@ export type {
   MessageDto,
   Role,
   Status,
+  ToolCallDto,
+  ToolUpdate,
 } from '../shared/events.ts';
 export type { ErrorCode, WireError } from '../shared/errors.ts';

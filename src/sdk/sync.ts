@@ -4,7 +4,15 @@
  * server's fan-out was interrupted, streaming replies that went quiet) with `history:get { after }`. The rules
  * themselves live in conversation-view.ts, conversation-list.ts and quiet-streams.ts.
  */
-import type { CommandName, CommandPayloads, CommandResults, ConversationDto, MessageDelta, MessageDto } from '../shared/events.ts';
+import type {
+  CommandName,
+  CommandPayloads,
+  CommandResults,
+  ConversationDto,
+  MessageDelta,
+  MessageDto,
+  ToolUpdate,
+} from '../shared/events.ts';
 import { ConversationList } from './conversation-list.ts';
 import { ConversationView } from './conversation-view.ts';
 import type { Emitter } from './emitter.ts';
@@ -81,6 +89,8 @@ export class Sync {
         return this.message(payload.message, false);
       case 'message:delta':
         return this.delta(payload);
+      case 'tool:updated':
+        return this.tool(payload);
       case 'sync:required':
         return this.required(payload.spreadMs);
     }
@@ -204,6 +214,19 @@ export class Sync {
     // 'ahead': earlier deltas were lost; the text stays as is until message:updated brings all of it.
     if (outcome.kind === 'unknown' && view.loaded && !this.missed.has(delta.messageId)) {
       this.missed.add(delta.messageId);
+      this.track(this.fill(view.conversationId));
+    }
+  }
+
+  private tool(update: ToolUpdate): void {
+    const view = this.views.get(update.conversationId);
+    if (!view) return;
+    const outcome = view.applyTool(update);
+    if (outcome.kind !== 'unknown') this.heard(view.get(update.messageId));
+    if (outcome.kind === 'applied') return this.events.emit('tool', update, outcome.message);
+    // As for a delta: the reply's message:created was missed.
+    if (outcome.kind === 'unknown' && view.loaded && !this.missed.has(update.messageId)) {
+      this.missed.add(update.messageId);
       this.track(this.fill(view.conversationId));
     }
   }

@@ -7,6 +7,7 @@ import type {
   NotificationName,
   NotificationPayloads,
   ServerToClientEvents,
+  ToolUpdate,
 } from '../shared/events.ts';
 
 /**
@@ -93,6 +94,15 @@ export interface ChatClientEvents {
   message: (message: MessageDto) => void;
   /** A streaming message grew by `delta.text`; `message` is its whole current state. */
   delta: (delta: MessageDelta, message: MessageDto) => void;
+  /**
+   * A tool call of a streaming reply started or ended (`update.call`: its name, status, duration and error code;
+   * never its arguments or result). `message` is the reply as now held, its `metadata.toolCalls` holding every
+   * call so far, in order (the last 20); the same picture a tab that opens the conversation later gets from history.
+   *
+   * @example
+   * chat.on('tool', ({ call }, reply) => showChip(reply.id, call.id, call.status === 'running' ? `${call.name}…` : call.name));
+   */
+  tool: (update: ToolUpdate, message: MessageDto) => void;
   /** A conversation is new or changed in the local list. */
   conversation: (conversation: ConversationDto) => void;
   /** A conversation was deleted (by this tab, another tab, or while this one was away). */

@@ -1,6 +1,9 @@
 // A local OpenAI-compatible `POST /v1/chat/completions` server streaming server-sent events, on 127.0.0.1 and a
-// free port, for testing ASSISTANT=openai end to end. Each request is recorded (body, headers) with a promise
-// saying how its connection ended: after the whole stream, or closed early by the client (an aborted fetch).
+// free port, for testing ASSISTANT=openai end to end: the scripted model streams text, and tool calls the way
+// OpenAI streams them (`delta.tool_calls` pieces, then finish_reason `tool_calls`). Each request is recorded
+// (body, headers) with a promise saying how its connection ended: after the whole stream, or closed early by the
+// client (an aborted fetch). A script given as a function sees each request's body, so a test can answer a
+// request that carries tool results differently from the first one of a reply.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -20,6 +23,27 @@ export interface SseScript {
   errorEvent?: string;
   /** Destroy the connection (no end, no [DONE]) after this many chunks. */
   dropAfter?: number;
+  /**
+   * After the chunks, the model calls these tools: each streamed as OpenAI does (a first `tool_calls` delta with
+   * the call's index, id and name, then its arguments in pieces), and the stream ends with finish_reason
+   * `tool_calls`. `arguments` is JSON-encoded unless it is a string already (a string lets a test send malformed
+   * arguments).
+   */
+  toolCalls?: ScriptedToolCall[];
+  /** Bytes of `data:` padding sent as one line before anything else (a provider that never ends a line). */
+  hugeLineBytes?: number;
+}
+
+export interface ScriptedToolCall {
+  name: string;
+  arguments?: unknown;
+  /** Default `call_<request>_<index>`. */
+  id?: string;
+}
+
+/** The OpenAI-format messages of a request body that carry tool results (`role: 'tool'`). */
+export function toolResults(body: any): { tool_call_id: string; content: string }[] {
+  return (body?.messages ?? []).filter((m: { role?: string }) => m.role === 'tool');
 }
 
 export interface SseRequest {
@@ -79,6 +103,14 @@ export async function startSseServer(): Promise<SseServer> {
     const id = `chatcmpl-${index}`;
     const event = (delta: Record<string, unknown>, finish: string | null = null) =>
       `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', model: body?.model, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+    if (s.hugeLineBytes) {
+      // Written in pieces, never a newline: a reader that buffers lines without a bound keeps all of it.
+      for (let sent = 0; sent < s.hugeLineBytes && !res.destroyed; sent += 65_536) {
+        if (!res.write('x'.repeat(Math.min(65_536, s.hugeLineBytes - sent)))) await new Promise((r) => res.once('drain', r));
+      }
+      if (!res.destroyed) res.end();
+      return;
+    }
     res.write(event({ role: 'assistant', content: '' }));
     const chunks = s.chunks ?? [];
     for (let i = 0; i < chunks.length; i++) {
@@ -97,7 +129,21 @@ export async function startSseServer(): Promise<SseServer> {
       res.end(`data: ${JSON.stringify({ error: { message: s.errorEvent, type: 'server_error' } })}\n\n`);
       return;
     }
-    res.write(event({}, 'stop'));
+    if (s.toolCalls?.length) {
+      for (const [i, call] of s.toolCalls.entries()) {
+        const args = typeof call.arguments === 'string' ? call.arguments : JSON.stringify(call.arguments ?? {});
+        const id = call.id ?? `call_${index}_${i}`;
+        res.write(event({ tool_calls: [{ index: i, id, type: 'function', function: { name: call.name, arguments: '' } }] }));
+        // The arguments in two pieces, as a real model streams them token by token.
+        const half = Math.ceil(args.length / 2);
+        for (const piece of [args.slice(0, half), args.slice(half)]) {
+          if (piece) res.write(event({ tool_calls: [{ index: i, function: { arguments: piece } }] }));
+        }
+      }
+      res.write(event({}, 'tool_calls'));
+    } else {
+      res.write(event({}, 'stop'));
+    }
     if (s.done !== false) res.write('data: [DONE]\n\n');
     res.end();
   }

@@ -1,8 +1,10 @@
 // ASSISTANT=openai against a local OpenAI-compatible SSE server: what the tabs are streamed and what is stored
 // is exactly what upstream sent; the request carries stream:true, the model and the conversation history; a
-// stop from any node aborts the upstream request; upstream failures end the reply as failed with metadata.error.
+// stop from any node aborts the upstream request; upstream failures end the reply as failed with metadata.error,
+// whose message is the fixed text of its code (upstream's own words go to the node's log, never to the tabs).
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
+import { captureLog, type CapturedLog } from '../helpers/logs.ts';
 import { closeAllTabs, connectTab, joinDeltas, type Tab } from '../helpers/sockets.ts';
 import { startSseServer, type SseServer } from '../helpers/sse-server.ts';
 
@@ -10,12 +12,16 @@ let sse: SseServer;
 let cluster: Cluster;
 let A: string;
 let B: string;
+/** Both nodes log here (warnings and above). */
+let logs: CapturedLog;
 
 beforeAll(async () => {
   sse = await startSseServer();
+  logs = captureLog('warn');
   cluster = await startCluster({
     nodes: 2,
     env: { ASSISTANT: 'openai', OPENAI_BASE_URL: sse.baseUrl, OPENAI_MODEL: 'test-model', OPENAI_API_KEY: 'sk-test-key' },
+    nodeOptions: [{ log: logs.log }, { log: logs.log }],
   });
   [A, B] = cluster.nodes.map((n) => n.url) as [string, string];
 });
@@ -95,7 +101,7 @@ describe('ASSISTANT=openai', () => {
     }
   });
 
-  it('an upstream 500 ends the reply as failed with metadata.error, on every tab', async () => {
+  it('an upstream 500 ends the reply as failed with metadata.error, on every tab; its detail only in the log', async () => {
     sse.setScript({ status: 500, errorBody: JSON.stringify({ error: { message: 'upstream exploded' } }) });
     const { onA, onB } = await tabs('oa-500');
     const { message, reply } = await send(onA, 'fail please', 'oa-500-1');
@@ -105,9 +111,14 @@ describe('ASSISTANT=openai', () => {
       expect(end.metadata).toMatchObject({
         replyToId: message.id,
         model: 'test-model',
-        error: { code: expect.any(String), message: expect.stringContaining('500') },
+        error: { code: 'PROVIDER_ERROR', message: 'the assistant could not answer' },
       });
     }
+    // One attempt, as before: the gateway does not retry upstream by itself.
+    expect(sse.requests.filter((r) => r.body.messages?.at(-1)?.content === 'fail please')).toHaveLength(1);
+    const logged = logs.entries.find((e) => e.messageId === reply.id && e.msg === 'assistant reply failed');
+    expect(logged).toMatchObject({ code: 'PROVIDER_ERROR', err: expect.stringContaining('500') });
+    expect(logged!.err).toContain('upstream exploded');
     // The conversation goes on once upstream is back.
     sse.setScript({ chunks: ['back'] });
     const next = await send(onB, 'again', 'oa-500-2', message.conversationId);
@@ -124,7 +135,12 @@ describe('ASSISTANT=openai', () => {
     sse.setScript({ chunks: ['partial ', 'text'], delayMs: 30, errorEvent: 'overloaded' });
     const a = await send(onA, 'one', 'oa-mid-1');
     const endA = await onB.replyEnd(a.reply.id);
-    expect(endA).toMatchObject({ status: 'failed', content: 'partial text', metadata: { error: { message: 'overloaded' } } });
+    expect(endA).toMatchObject({
+      status: 'failed',
+      content: 'partial text',
+      metadata: { error: { code: 'PROVIDER_ERROR', message: 'the assistant could not answer' } },
+    });
+    expect(logs.entries.find((e) => e.messageId === a.reply.id && e.msg === 'assistant reply failed')?.err).toContain('overloaded');
     expect(joinDeltas(onB.deltas(a.reply.id))).toBe('partial text');
 
     sse.setScript({ chunks: ['some ', 'words ', 'then ', 'nothing'], delayMs: 60, dropAfter: 2 });

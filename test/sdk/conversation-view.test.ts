@@ -1,7 +1,7 @@
 // The SDK's pure view logic: dedupe by seq, ordering, delta rules, gap detection, final-beats-streaming.
 import { describe, expect, it } from 'vitest';
-import { ConversationView, supersedes } from '../../src/sdk/conversation-view.ts';
-import type { MessageDto } from '../../src/shared/events.ts';
+import { ConversationView, mergeToolCalls, supersedes, toolCallsOf } from '../../src/sdk/conversation-view.ts';
+import type { MessageDto, ToolCallDto } from '../../src/shared/events.ts';
 
 const CID = 'c1';
 const at = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s)).toISOString();
@@ -283,5 +283,80 @@ describe('re-reading messages still streaming (their later versions may have bee
     expect(supersedes(held, { ...held, content: 'abc' })).toBe(false);
     expect(supersedes({ ...held, updatedAt: at(11) }, held)).toBe(true);
     expect(supersedes(held, held)).toBe(false);
+  });
+});
+
+describe('tool calls of a streaming reply (tool:updated)', () => {
+  const call = (n: number, over: Partial<ToolCallDto> = {}): ToolCallDto => ({
+    id: `call-${n}`,
+    name: 'add_task',
+    status: 'running',
+    startedAt: at(n),
+    durationMs: null,
+    error: null,
+    ...over,
+  });
+  const done = (n: number) => call(n, { status: 'complete', durationMs: 12 });
+  const update = (c: ToolCallDto, messageId = 'm2') => ({ conversationId: CID, messageId, call: c });
+  const withReply = (reply: MessageDto) => {
+    const v = opened(1, 1, false);
+    v.apply(reply);
+    return v;
+  };
+
+  it('records a call as it starts and as it ends, in order, on the held reply', () => {
+    const v = withReply(streaming(2, 'Adding', 1));
+    const started = v.applyTool(update(call(1)));
+    expect(started.kind).toBe('applied');
+    expect(toolCallsOf(v.get('m2')!)).toEqual([call(1)]);
+    expect(v.applyTool(update(done(1))).kind).toBe('applied');
+    expect(v.applyTool(update(call(2))).kind).toBe('applied');
+    expect(toolCallsOf(v.get('m2')!)).toEqual([done(1), call(2)]);
+    // The text and its delta count are untouched.
+    expect(v.get('m2')).toMatchObject({ content: 'Adding', metadata: { deltaIndex: 1 } });
+  });
+
+  it('ignores a repeat, an earlier state of a call, an ended reply, and says when the reply is unknown', () => {
+    const v = withReply(streaming(2, '', 0));
+    v.applyTool(update(done(1)));
+    expect(v.applyTool(update(done(1))).kind).toBe('duplicate');
+    expect(v.applyTool(update(call(1))).kind).toBe('duplicate');
+    expect(toolCallsOf(v.get('m2')!)).toEqual([done(1)]);
+    expect(v.applyTool(update(call(1), 'm9')).kind).toBe('unknown');
+    v.apply(msg(2, { role: 'assistant', status: 'complete', updatedAt: at(30), metadata: { toolCalls: [done(1)] } }));
+    expect(v.applyTool(update(call(2))).kind).toBe('final');
+  });
+
+  it('a history snapshot saved before a tool event keeps the call this copy already holds, and adds what it lacks', () => {
+    const v = withReply(streaming(2, 'a', 1));
+    v.applyTool(update(call(1)));
+    v.applyTool(update(done(1)));
+    // Further along in text, but saved when call 1 was still running and without call 2's start.
+    const snapshot = { ...streaming(2, 'ab', 2), metadata: { deltaIndex: 2, toolCalls: [call(1)] } };
+    expect(v.apply(snapshot)).not.toBeNull();
+    expect(v.get('m2')).toMatchObject({ content: 'ab', metadata: { deltaIndex: 2, toolCalls: [done(1)] } });
+    // No further in text, but it knows of call 2: merged in, reported as a change.
+    const behind = { ...streaming(2, 'ab', 2), metadata: { deltaIndex: 2, toolCalls: [done(1), call(2)] } };
+    expect(v.apply(behind)).not.toBeNull();
+    expect(toolCallsOf(v.get('m2')!)).toEqual([done(1), call(2)]);
+    expect(v.apply(behind)).toBeNull();
+  });
+
+  it('the final version replaces the calls as they were streamed, whatever they said', () => {
+    const v = withReply(streaming(2, 'a', 1));
+    v.applyTool(update(call(1)));
+    const final = msg(2, {
+      role: 'assistant',
+      status: 'stopped',
+      metadata: { toolCalls: [call(1, { status: 'failed', error: 'STOPPED' })] },
+    });
+    v.apply(final);
+    expect(toolCallsOf(v.get('m2')!)).toEqual([call(1, { status: 'failed', error: 'STOPPED' })]);
+  });
+
+  it('keeps the last 20 calls, as the server does', () => {
+    const held = Array.from({ length: 20 }, (_, i) => done(i + 1));
+    expect(mergeToolCalls(held, [call(21)])!.map((c) => c.id)).toEqual([...held.slice(1).map((c) => c.id), 'call-21']);
+    expect(mergeToolCalls(held, [call(20)])).toBeNull();
   });
 });
