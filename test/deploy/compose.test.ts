@@ -19,6 +19,7 @@ const text = readFileSync(`${root}docker-compose.yml`, 'utf8');
 const COMMAND_ENV = {
   JWT_SECRET: 'j'.repeat(64),
   MCP_TOKEN_SECRET: 'm'.repeat(64),
+  METRICS_TOKEN: 't'.repeat(32),
   ASSISTANT: 'openai',
   OPENAI_API_KEY: 'sk-placeholder',
 };
@@ -91,9 +92,10 @@ describe('docker-compose.yml', () => {
     );
   });
 
-  it('refuses to start without JWT_SECRET or MCP_TOKEN_SECRET, as Compose would', () => {
+  it('refuses to start without JWT_SECRET, MCP_TOKEN_SECRET or METRICS_TOKEN, as Compose would', () => {
     expect(() => compose({ ...COMMAND_ENV, JWT_SECRET: undefined })).toThrow(/JWT_SECRET/);
     expect(() => compose({ ...COMMAND_ENV, MCP_TOKEN_SECRET: '' })).toThrow(/MCP_TOKEN_SECRET/);
+    expect(() => compose({ ...COMMAND_ENV, METRICS_TOKEN: undefined })).toThrow(/METRICS_TOKEN/);
   });
 
   it("each gateway's environment loads: the todo server as MCP_SERVERS, the mounted system prompt, ASSISTANT from the command", () => {

@@ -166,7 +166,8 @@ describe('history paging', () => {
         role: 'user',
         status: 'complete',
         content: 't1',
-        metadata: null,
+        // What is recorded of the client that sent it (fetch's user agent here).
+        metadata: { client: { userAgent: expect.any(String) } },
         clientMessageId: 'twelve-1',
         createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
         updatedAt: expect.stringMatching(/Z$/),
