@@ -25,10 +25,10 @@ export function serveChatNamespace(nsp: ChatNamespace, o: ChatNamespaceOptions) 
   // Read when scraped rather than counted per connect and disconnect: no listener per socket.
   o.metrics.countSockets(() => nsp.sockets.size);
 
-  nsp.use((socket, next) => {
+  nsp.use(async (socket, next) => {
     const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token ?? bearerToken(socket.handshake.headers.authorization);
     try {
-      const identity = o.verifyToken(token);
+      const identity = await o.verifyToken(token);
       // Counted on this node: the adapter's own room index, no map of ours to keep in step.
       const open = nsp.adapter.rooms.get(userRoom(identity.userId))?.size ?? 0;
       if (open >= o.maxSocketsPerUser) {
