@@ -34,9 +34,9 @@ if (redis) {
 const nsp = io.of('/chat');
 const seqs = new Map<string, number>();
 
-nsp.use((socket, next) => {
+nsp.use(async (socket, next) => {
   try {
-    const identity = verifyToken(
+    const identity = await verifyToken(
       (socket.handshake.auth as { token?: string }).token ?? bearerToken(socket.handshake.headers.authorization),
     );
     socket.data.userId = identity.userId;

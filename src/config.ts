@@ -61,7 +61,14 @@ const EnvSchema = z.object({
   REDIS_URL: z.string().min(1).optional(),
   NODE_ID: z.string().min(1).optional(),
   JWT_SECRET: z.string().optional(),
+  JWT_SECRET_KID: z.string().min(1).max(255).optional(),
+  JWT_SECRET_PREVIOUS: z.string().optional(),
+  JWT_SECRET_PREVIOUS_KID: z.string().min(1).max(255).optional(),
   JWT_PUBLIC_KEY: z.string().optional(),
+  JWT_JWKS_URL: z.string().optional(),
+  JWT_JWKS_REFRESH_S: int(600, 1),
+  // At least a second: below that, a flood of tokens with made-up kids would have the provider's endpoint hammered.
+  JWT_JWKS_COOLDOWN_S: int(30, 1),
   JWT_ALGORITHMS: list.optional(),
   JWT_ISSUER: z.string().min(1).optional(),
   JWT_AUDIENCE: z.string().min(1).optional(),
@@ -214,8 +221,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, makeDemoSecret?
   // Demo mode (a secret made up at start-up, tokens for any name) only for a try-out on the embedded database:
   // with DATABASE_URL set, a gateway without a key refuses to start rather than open real data to anyone.
   const demoAllowed = makeDemoSecret && !e.DATABASE_URL ? makeDemoSecret : undefined;
-  if (!demoAllowed && makeDemoSecret && !e.JWT_SECRET && !e.JWT_PUBLIC_KEY) {
-    throw new ConfigError('DATABASE_URL is set but no JWT_SECRET or JWT_PUBLIC_KEY: demo mode runs only on the embedded database');
+  if (!demoAllowed && makeDemoSecret && !e.JWT_SECRET && !e.JWT_PUBLIC_KEY && !e.JWT_JWKS_URL) {
+    throw new ConfigError(
+      'DATABASE_URL is set but no JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL: demo mode runs only on the embedded database',
+    );
   }
   if (e.ASSISTANT_SYSTEM_PROMPT && e.ASSISTANT_SYSTEM_PROMPT_FILE) {
     throw new ConfigError('ASSISTANT_SYSTEM_PROMPT and ASSISTANT_SYSTEM_PROMPT_FILE are both set: give one');
@@ -225,7 +234,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, makeDemoSecret?
     ? { servers: e.MCP_SERVERS, tokenSecret: mcpSecret(e.MCP_TOKEN_SECRET), toolsCacheMs: e.MCP_TOOLS_CACHE_MS }
     : undefined;
   const auth = authConfig(
-    { secret: e.JWT_SECRET, publicKey: e.JWT_PUBLIC_KEY, algorithms: e.JWT_ALGORITHMS, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE },
+    {
+      secret: e.JWT_SECRET,
+      secretKid: e.JWT_SECRET_KID,
+      previousSecret: e.JWT_SECRET_PREVIOUS,
+      previousSecretKid: e.JWT_SECRET_PREVIOUS_KID,
+      publicKey: e.JWT_PUBLIC_KEY,
+      jwksUrl: e.JWT_JWKS_URL,
+      jwksRefreshS: e.JWT_JWKS_REFRESH_S,
+      jwksCooldownS: e.JWT_JWKS_COOLDOWN_S,
+      algorithms: e.JWT_ALGORITHMS,
+      issuer: e.JWT_ISSUER,
+      audience: e.JWT_AUDIENCE,
+    },
     demoAllowed,
   );
   return {

@@ -8,6 +8,7 @@ import { createMcpTools } from './assistant/mcp.ts';
 import { createOpenAiProvider } from './assistant/openai.ts';
 import type { AssistantProvider } from './assistant/provider.ts';
 import { createReplyStore } from './assistant/reply-store.ts';
+import { createJwksKeys } from './auth/jwks.ts';
 import { createTokenVerifier } from './auth/jwt.ts';
 import { chatRoutes } from './chat/chat.routes.ts';
 import { messageRoutes } from './chat/message.routes.ts';
@@ -88,7 +89,12 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     ? createRedisClients(config.redisUrl, { commandTimeoutMs: config.redisCommandTimeoutMs, log, metrics })
     : undefined;
   const database = watchDatabase(orm, { intervalMs: 1000, timeoutMs: Math.min(1500, config.writeTimeoutMs), log });
-  const verifyToken = createTokenVerifier(config.auth);
+  // With a JWKS, the start waits for the first fetch (bounded); a provider down then does not stop the start: the
+  // node answers, refuses tokens and says not ready until a retry gets keys, while nodes already running serve on.
+  const { auth } = config;
+  const jwks = auth.kind === 'jwks' ? createJwksKeys({ ...auth.jwks, algorithms: auth.algorithms, log }) : undefined;
+  await jwks?.start();
+  const verifyToken = createTokenVerifier(auth, jwks);
   let closing = false;
   const isClosing = () => closing;
 
@@ -155,6 +161,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     oldestWriteMs: messages.oldestWriteMs,
     writeTimeoutMs: config.writeTimeoutMs,
     redis,
+    jwks,
     isClosing,
   });
   const app = createHttpApp({
@@ -223,6 +230,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     chat.stop();
     await waitAtMost(stopRetention(), left(deadline) / 4);
     database.stop();
+    jwks?.stop();
     // A client that stopped reading never answers the WebSocket close: what has not closed by the deadline is cut.
     await waitAtMost(sockets.close(), left(deadline) / 2);
     sockets.terminate();

@@ -9,7 +9,7 @@ if (process.argv.includes('--help') || process.argv.includes('-h')) {
   console.log(`Usage: node src/server.ts   (npm start builds the widget first)
 
 Starts one gateway node. Everything is configured through the environment (the README's Configuration table):
-PORT, HOST, DATABASE_URL (unset: the embedded database under PGLITE_DIR), REDIS_URL, JWT_SECRET or JWT_PUBLIC_KEY,
+PORT, HOST, DATABASE_URL (unset: the embedded database under PGLITE_DIR), REDIS_URL, JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL,
 CORS_ORIGINS, ASSISTANT, LOG_LEVEL and the limits. SIGTERM or SIGINT shuts it down gracefully.`);
   process.exit(0);
 }
@@ -28,7 +28,7 @@ try {
 const log = createLogger(config.logLevel, { node: config.nodeId });
 if (config.auth.demo) {
   log.warn(
-    '!!! DEMO MODE: neither JWT_SECRET nor JWT_PUBLIC_KEY is set. Tokens are signed with a secret made up at start-up, ' +
+    '!!! DEMO MODE: none of JWT_SECRET, JWT_PUBLIC_KEY and JWT_JWKS_URL is set. Tokens are signed with a secret made up at start-up, ' +
       'anyone can get one for any user name at POST /api/demo/token, and they stop working at restart. Never run this way in production. !!!',
   );
 }

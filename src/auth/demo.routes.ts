@@ -16,10 +16,10 @@ const TokenRequest = z.object({
 
 /**
  * Demo mode only (no key configured): anyone can get a token for a typed user name.
- * This route is never mounted when JWT_SECRET or JWT_PUBLIC_KEY is set.
+ * This route is never mounted when JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL is set.
  */
 export function demoRoutes(auth: AuthConfig): Router {
-  if (!auth.demo) throw new Error('demo routes need demo mode');
+  if (!auth.demo || auth.kind !== 'secret') throw new Error('demo routes need demo mode');
   const secret = auth.key;
   const router = Router();
   router.post('/token', (req, res) => {

@@ -16,6 +16,8 @@ export interface ReadinessSources {
   oldestWriteMs: () => number;
   writeTimeoutMs: number;
   redis?: { degraded(): boolean };
+  /** The identity provider's keys, when tokens are verified with a JWKS. */
+  jwks?: { state(): 'ok' | 'stale' | 'unavailable' };
   isClosing: () => boolean;
 }
 
@@ -23,14 +25,17 @@ export interface ReadinessSources {
  * Ready means this node can serve: the database answers, and writes commit within their bound (a lock held for
  * long holds every write: that node is not ready, though its pings answer). Redis away is reported, but the node
  * stays ready: it still serves its own sockets, and a balancer that took every node out would serve no one.
+ * A JWKS never fetched is not ready (every token would be refused: a balancer keeps sending to the nodes that have
+ * keys); one that fails later is reported as `stale` and the node stays ready, verifying with the keys it has.
  */
 export function readinessOf(o: ReadinessSources): () => Readiness {
   return () => {
     const database = !o.database.up ? 'unavailable' : o.oldestWriteMs() > o.writeTimeoutMs ? 'writes_stalled' : 'ok';
     const checks: Record<string, string> = { database };
     if (o.redis) checks.redis = o.redis.degraded() ? 'degraded' : 'ok';
+    if (o.jwks) checks.jwks = o.jwks.state();
     const closing = o.isClosing();
-    const ready = !closing && database === 'ok';
+    const ready = !closing && database === 'ok' && checks.jwks !== 'unavailable';
     return { ready, status: closing ? 'closing' : ready ? 'ready' : 'unavailable', checks };
   };
 }

@@ -29,14 +29,15 @@ export function serveChatNamespace(nsp: ChatNamespace, o: ChatNamespaceOptions) 
   // Read when scraped rather than counted per connect and disconnect: no listener per socket.
   o.metrics.countSockets(() => nsp.sockets.size);
 
-  nsp.use((socket, next) => {
+  nsp.use(async (socket, next) => {
     const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token ?? bearerToken(socket.handshake.headers.authorization);
     try {
-      const identity = o.verifyToken(token);
+      const identity = await o.verifyToken(token);
       // Counted on this node: the adapter's own room index, no map of ours to keep in step. The socket joins its
-      // user's room here, in the same tick as the count, not once connected: Socket.IO connects a socket a tick
-      // after its middlewares, and many CONNECT packets in one request would otherwise all pass the count.
-      // (A socket that never connects, or is refused later, leaves its rooms as Socket.IO cleans it up.)
+      // user's room here, in the same tick as the count (after the verification's await, nothing else runs in
+      // between), not once connected: Socket.IO connects a socket a tick after its middlewares, and many CONNECT
+      // packets in one request would otherwise all pass the count. (A socket that never connects, or is refused
+      // later, leaves its rooms as Socket.IO cleans it up.)
       const room = userRoom(identity.userId);
       const open = nsp.adapter.rooms.get(room)?.size ?? 0;
       if (open >= o.maxSocketsPerUser) {

@@ -103,7 +103,7 @@ export function createDispatcher(deps: HandlerDeps): (this: ChatSocket, event: s
     'auth:refresh': async (socket, p) => {
       let identity;
       try {
-        identity = deps.verifyToken(p.token);
+        identity = await deps.verifyToken(p.token);
       } catch (err) {
         // TOKEN_EXPIRED is a handshake and REST code; a refused refresh answers UNAUTHORIZED.
         throw err instanceof GatewayError ? new GatewayError(ErrorCode.UNAUTHORIZED, err.message) : err;

@@ -45,7 +45,7 @@ describe('loadConfig refuses unsafe auth settings', () => {
   it('refuses algorithms that do not fit the key, and both keys at once', () => {
     expect(() => loadConfig({ JWT_SECRET: TEST_SECRET, JWT_ALGORITHMS: 'RS256' })).toThrow(/RS256 cannot be used with JWT_SECRET/);
     expect(() => loadConfig({ JWT_PUBLIC_KEY: EC_P256.pem, JWT_ALGORITHMS: 'HS256' })).toThrow(/HS256 cannot be used with JWT_PUBLIC_KEY/);
-    expect(() => loadConfig({ JWT_SECRET: TEST_SECRET, JWT_PUBLIC_KEY: EC_P256.pem })).toThrow(/not both/);
+    expect(() => loadConfig({ JWT_SECRET: TEST_SECRET, JWT_PUBLIC_KEY: EC_P256.pem })).toThrow(/not JWT_SECRET and JWT_PUBLIC_KEY/);
     expect(() => loadConfig({ JWT_SECRET: TEST_SECRET, JWT_ALGORITHMS: ',' })).toThrow(/names no algorithm/);
   });
 
@@ -72,7 +72,7 @@ describe('loadConfig refuses unsafe auth settings', () => {
     expect(() => loadConfig({ JWT_SECRET: EC_P256.pem })).toThrow(/JWT_SECRET holds a key in PEM form/);
   });
 
-  it('verifies tokens with the key it parsed, passed on one line with literal \\n', () => {
+  it('verifies tokens with the key it parsed, passed on one line with literal \\n', async () => {
     const cases = [
       { env: { JWT_SECRET: TEST_SECRET, JWT_ALGORITHMS: 'HS512' }, key: TEST_SECRET as string | KeyObject, algorithm: 'HS512' as const },
       {
@@ -88,12 +88,12 @@ describe('loadConfig refuses unsafe auth settings', () => {
     ];
     for (const c of cases) {
       const verify = createTokenVerifier(loadConfig(c.env).auth);
-      expect(verify(jwt.sign({}, c.key, { algorithm: c.algorithm, subject: 'u1', expiresIn: 60 })).userId).toBe('u1');
+      expect((await verify(jwt.sign({}, c.key, { algorithm: c.algorithm, subject: 'u1', expiresIn: 60 }))).userId).toBe('u1');
     }
     // The public key's text used as an HS256 secret (key confusion) is refused.
     const verify = createTokenVerifier(loadConfig({ JWT_PUBLIC_KEY: RSA.pem }).auth);
     const forged = jwt.sign({}, RSA.pem, { algorithm: 'HS256', subject: 'u1', expiresIn: 60 });
-    expect(() => verify(forged)).toThrow(GatewayError);
+    await expect(verify(forged)).rejects.toThrow(GatewayError);
   });
 
   it('refuses to start without a key unless demo mode is offered, and then marks it as demo', () => {
@@ -101,7 +101,7 @@ describe('loadConfig refuses unsafe auth settings', () => {
     const demo = loadConfig({}, demoSecret);
     expect(demo.auth.demo).toBe(true);
     expect(demo.auth.algorithms).toEqual(['HS256']);
-    expect(Buffer.byteLength(demo.auth.key as string)).toBeGreaterThanOrEqual(32);
+    expect(demo.auth.kind === 'secret' && Buffer.byteLength(demo.auth.key)).toBeGreaterThanOrEqual(32);
     // A configured key always wins over the demo offer.
     expect(loadConfig({ JWT_SECRET: TEST_SECRET }, demoSecret).auth.demo).toBe(false);
   });
@@ -121,6 +121,111 @@ describe('loadConfig refuses unsafe auth settings', () => {
     expect(() => loadConfig({ JWT_SECRET: TEST_SECRET, MAX_MESSAGE_CHARS: '0' })).toThrow(ConfigError);
     expect(() => loadConfig({ JWT_SECRET: TEST_SECRET, ASSISTANT: 'gpt' })).toThrow(/ASSISTANT/);
     expect(() => loadConfig({ JWT_SECRET: TEST_SECRET, MIGRATE_ON_START: 'maybe' })).toThrow(ConfigError);
+  });
+});
+
+describe('loadConfig with a JWKS', () => {
+  const URL = 'https://idp.example/.well-known/jwks.json';
+
+  it('takes an https URL, or plain http to a loopback address only', () => {
+    expect(loadConfig({ JWT_JWKS_URL: URL }).auth).toMatchObject({
+      kind: 'jwks',
+      demo: false,
+      algorithms: ['RS256', 'ES256', 'EdDSA'],
+      jwks: { url: URL, refreshMs: 600_000, cooldownMs: 30_000 },
+    });
+    for (const local of ['http://127.0.0.1:8080/jwks', 'http://127.1.2.3/jwks', 'http://localhost:3001/jwks', 'http://[::1]:9000/jwks']) {
+      expect(loadConfig({ JWT_JWKS_URL: local }).auth.kind).toBe('jwks');
+    }
+    for (const remote of ['http://idp.example/jwks', 'http://10.0.0.5/jwks', 'http://[::2]/jwks', 'http://localhost.evil.example/jwks']) {
+      expect(() => loadConfig({ JWT_JWKS_URL: remote })).toThrow(/JWT_JWKS_URL must be an https:\/\/ URL/);
+    }
+    expect(() => loadConfig({ JWT_JWKS_URL: 'ftp://idp.example/jwks' })).toThrow(/must be an https/);
+    expect(() => loadConfig({ JWT_JWKS_URL: 'idp.example/jwks' })).toThrow(/JWT_JWKS_URL is not a URL/);
+  });
+
+  it('is exclusive with JWT_SECRET and JWT_PUBLIC_KEY, and never demo mode', () => {
+    expect(() => loadConfig({ JWT_JWKS_URL: URL, JWT_SECRET: TEST_SECRET })).toThrow(/not JWT_SECRET and JWT_JWKS_URL/);
+    expect(() => loadConfig({ JWT_JWKS_URL: URL, JWT_PUBLIC_KEY: EC_P256.pem })).toThrow(/not JWT_PUBLIC_KEY and JWT_JWKS_URL/);
+    expect(() => loadConfig({ JWT_JWKS_URL: URL, JWT_SECRET_PREVIOUS: TEST_SECRET })).toThrow(/go with JWT_SECRET/);
+    // Demo mode is offered, but a JWKS is a key configured: no demo, even on the embedded database.
+    expect(loadConfig({ JWT_JWKS_URL: URL }, demoSecret).auth).toMatchObject({ kind: 'jwks', demo: false });
+    expect(loadConfig({ JWT_JWKS_URL: URL, DATABASE_URL: 'postgresql://db/chat' }, demoSecret).auth.demo).toBe(false);
+    expect(loadConfig({ JWT_JWKS_URL: URL }, demoSecret).host).toBe('0.0.0.0');
+  });
+
+  it('pins asymmetric algorithms only, EdDSA among them, and bounds the timings', () => {
+    expect(loadConfig({ JWT_JWKS_URL: URL, JWT_ALGORITHMS: 'EdDSA' }).auth.algorithms).toEqual(['EdDSA']);
+    expect(loadConfig({ JWT_JWKS_URL: URL, JWT_ALGORITHMS: 'PS256,ES384' }).auth.algorithms).toEqual(['PS256', 'ES384']);
+    expect(() => loadConfig({ JWT_JWKS_URL: URL, JWT_ALGORITHMS: 'RS256,HS256' })).toThrow(/HS256 cannot be used with JWT_JWKS_URL/);
+    expect(() => loadConfig({ JWT_JWKS_URL: URL, JWT_ALGORITHMS: 'none' })).toThrow(/never contain "none"/);
+    // jsonwebtoken, which verifies with JWT_PUBLIC_KEY, has no EdDSA: said at start-up, not by refusing every token.
+    const ed25519 = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    expect(() => loadConfig({ JWT_PUBLIC_KEY: ed25519, JWT_ALGORITHMS: 'EdDSA' })).toThrow(/EdDSA is verified with JWT_JWKS_URL only/);
+    const timed = loadConfig({ JWT_JWKS_URL: URL, JWT_JWKS_REFRESH_S: '60', JWT_JWKS_COOLDOWN_S: '5' }).auth;
+    expect(timed).toMatchObject({ jwks: { refreshMs: 60_000, cooldownMs: 5_000 } });
+    expect(() => loadConfig({ JWT_JWKS_URL: URL, JWT_JWKS_COOLDOWN_S: '0' })).toThrow(/JWT_JWKS_COOLDOWN_S/);
+    expect(() => loadConfig({ JWT_JWKS_URL: URL, JWT_JWKS_REFRESH_S: '0' })).toThrow(/JWT_JWKS_REFRESH_S/);
+  });
+});
+
+describe('HS256 secret rotation', () => {
+  const PREVIOUS = 'the-previous-secret-of-the-test-suite-0123456789';
+  const OTHER = 'a-secret-nobody-configured-0123456789abcdefghij';
+  const sign = (secret: string, header: Record<string, string> = {}, expiresIn = 60) =>
+    jwt.sign({}, secret, { algorithm: 'HS256', subject: 'u1', expiresIn, header: { alg: 'HS256', ...header } });
+
+  it('refuses a previous secret that is short, a PEM key, the current one, or without a current one; and kids naming both', () => {
+    expect(() => loadConfig({ JWT_SECRET: TEST_SECRET, JWT_SECRET_PREVIOUS: 'x'.repeat(31) })).toThrow(/JWT_SECRET_PREVIOUS is 31 bytes/);
+    expect(() => loadConfig({ JWT_SECRET: TEST_SECRET, JWT_SECRET_PREVIOUS: EC_P256.pem })).toThrow(
+      /JWT_SECRET_PREVIOUS holds a key in PEM/,
+    );
+    expect(() => loadConfig({ JWT_SECRET: TEST_SECRET, JWT_SECRET_PREVIOUS: TEST_SECRET })).toThrow(/same as JWT_SECRET/);
+    expect(() => loadConfig({ JWT_SECRET_PREVIOUS: PREVIOUS })).toThrow(/go with JWT_SECRET/);
+    expect(() => loadConfig({ JWT_SECRET_PREVIOUS: PREVIOUS }, demoSecret)).toThrow(/go with JWT_SECRET/);
+    expect(() =>
+      loadConfig({ JWT_SECRET: TEST_SECRET, JWT_SECRET_KID: 'k', JWT_SECRET_PREVIOUS: PREVIOUS, JWT_SECRET_PREVIOUS_KID: 'k' }),
+    ).toThrow(/must differ/);
+    expect(() => loadConfig({ JWT_SECRET: TEST_SECRET, JWT_SECRET_PREVIOUS_KID: 'k0' })).toThrow(/JWT_SECRET_PREVIOUS is not/);
+    // Emptied, as a deployment tool leaves it at the end of a rotation: unset.
+    expect(loadConfig({ JWT_SECRET: TEST_SECRET, JWT_SECRET_PREVIOUS: '' }).auth).toMatchObject({ kind: 'secret', previous: undefined });
+  });
+
+  it('accepts tokens of either secret during the overlap, and only the current one after', async () => {
+    const during = createTokenVerifier(loadConfig({ JWT_SECRET: TEST_SECRET, JWT_SECRET_PREVIOUS: PREVIOUS }).auth);
+    const oldToken = sign(PREVIOUS);
+    const newToken = sign(TEST_SECRET);
+    expect((await during(oldToken)).userId).toBe('u1');
+    expect((await during(newToken)).userId).toBe('u1');
+    await expect(during(sign(OTHER))).rejects.toMatchObject({ code: 'UNAUTHORIZED', message: 'the token was refused' });
+    // An expired token of the previous secret says so (its signature is good); one of no secret is refused.
+    await expect(during(sign(PREVIOUS, {}, -10))).rejects.toMatchObject({ code: 'TOKEN_EXPIRED' });
+    await expect(during(sign(OTHER, {}, -10))).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
+    // The algorithm stays pinned for the previous secret too.
+    const hs512 = jwt.sign({}, PREVIOUS, { algorithm: 'HS512', subject: 'u1', expiresIn: 60 });
+    await expect(during(hs512)).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
+
+    const afterwards = createTokenVerifier(loadConfig({ JWT_SECRET: TEST_SECRET }).auth);
+    await expect(afterwards(oldToken)).rejects.toMatchObject({ code: 'UNAUTHORIZED', message: 'the token was refused' });
+    expect((await afterwards(newToken)).userId).toBe('u1');
+  });
+
+  it('with kids configured, a token naming one is verified with that secret only; other kids, or none, with either', async () => {
+    const verify = createTokenVerifier(
+      loadConfig({
+        JWT_SECRET: TEST_SECRET,
+        JWT_SECRET_KID: '2026-12',
+        JWT_SECRET_PREVIOUS: PREVIOUS,
+        JWT_SECRET_PREVIOUS_KID: '2026-11',
+      }).auth,
+    );
+    expect((await verify(sign(TEST_SECRET, { kid: '2026-12' }))).userId).toBe('u1');
+    expect((await verify(sign(PREVIOUS, { kid: '2026-11' }))).userId).toBe('u1');
+    await expect(verify(sign(TEST_SECRET, { kid: '2026-11' }))).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
+    await expect(verify(sign(PREVIOUS, { kid: '2026-12' }))).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
+    expect((await verify(sign(PREVIOUS, { kid: 'minted-elsewhere' }))).userId).toBe('u1');
+    expect((await verify(sign(PREVIOUS))).userId).toBe('u1');
+    await expect(verify(sign(OTHER, { kid: '2026-12' }))).rejects.toMatchObject({ code: 'UNAUTHORIZED' });
   });
 });
 

@@ -140,6 +140,25 @@ describe('issuer and audience', () => {
   });
 });
 
+describe('HS256 secret rotation', () => {
+  const PREVIOUS = 'the-previous-secret-of-the-test-suite-0123456789';
+  let rotating: StartedGateway;
+  beforeAll(async () => {
+    rotating = await startGateway({ DATABASE_URL: db.url, JWT_SECRET_PREVIOUS: PREVIOUS });
+  });
+  afterAll(async () => {
+    await rotating?.close();
+  });
+
+  it('accepts tokens of the current and the previous secret; the gateway without the previous refuses the old ones', async () => {
+    const oldToken = signRaw({ sub: 'rotated' }, PREVIOUS, { expiresIn: 600 });
+    expect((await api(rotating.url, oldToken).get('/api/conversations')).status).toBe(200);
+    expect((await api(rotating.url, rotating.tokenFor('rotated')).get('/api/conversations')).status).toBe(200);
+    await expectRefused(gw.url, `Bearer ${oldToken}`, 'UNAUTHORIZED');
+    await expectRefused(rotating.url, `Bearer ${signRaw({ sub: 'late' }, PREVIOUS, { expiresIn: -60 })}`, 'TOKEN_EXPIRED');
+  });
+});
+
 describe('public-key gateway (ES256)', () => {
   let pk: StartedGateway;
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });

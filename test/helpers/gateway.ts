@@ -65,7 +65,7 @@ export async function startGateway(env: Env, options: { makeDemoSecret?: () => s
     await gateway.close();
     throw err;
   }
-  const secret = typeof config.auth.key === 'string' ? config.auth.key : undefined;
+  const secret = config.auth.kind === 'secret' ? config.auth.key : undefined;
   return {
     url: `http://127.0.0.1:${port}`,
     port,
