@@ -36,7 +36,7 @@ import { createFanout, type Fanout } from './realtime/fanout.ts';
 import { createRedisClients } from './realtime/redis.ts';
 import { createSocketServer, type SocketServer } from './realtime/socket-server.ts';
 import { waitAtMost } from './shared/time-bounds.ts';
-import { createUserService, type UserService } from './users/user.service.ts';
+import { createUserService, refusingErased, type UserService } from './users/user.service.ts';
 
 export interface Gateway {
   config: GatewayConfig;
@@ -94,7 +94,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   const { auth } = config;
   const jwks = auth.kind === 'jwks' ? createJwksKeys({ ...auth.jwks, algorithms: auth.algorithms, log }) : undefined;
   await jwks?.start();
-  const verifyToken = createTokenVerifier(auth, jwks);
+  const verifySignature = createTokenVerifier(auth, jwks);
   let closing = false;
   const isClosing = () => closing;
 
@@ -128,6 +128,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     },
   });
   const users = createUserService(deps);
+  const verifyToken = refusingErased(verifySignature, users);
   const a = config.assistant;
   const assistant = createAssistant({
     provider: options.provider ?? providerFor(config, log),

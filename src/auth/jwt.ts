@@ -11,11 +11,14 @@ export interface Identity {
   userId: string;
   /** Expiry, in seconds since the epoch. */
   exp: number;
+  /** When the token was issued (`iat`), in seconds since the epoch; tokens issued before a user's erasure are refused. */
+  issuedAt?: number;
 }
 
 const ClaimsSchema = z.object({
   sub: z.string().min(1).max(255),
   exp: z.number().int().positive(),
+  iat: z.number().nonnegative().optional(),
 });
 
 /**
@@ -130,7 +133,7 @@ function claimsOf(payload: unknown): Identity {
   if (!claims.success) {
     throw new GatewayError(ErrorCode.UNAUTHORIZED, 'the token needs a sub of 1 to 255 characters and an exp');
   }
-  return { userId: claims.data.sub, exp: claims.data.exp };
+  return { userId: claims.data.sub, exp: claims.data.exp, issuedAt: claims.data.iat };
 }
 
 /** Reads `Authorization: Bearer <jwt>`. */

@@ -41,6 +41,7 @@ export function chatRoutes({ sendMessage, messages, maxMessageChars, timeoutMs, 
       content: body.message,
       clientMessageId: key === undefined ? null : parse(clientMessageId, key),
       client: clientInfo(req),
+      issuedAt: identityOf(res).issuedAt,
     });
     const deadline = Date.now() + timeoutMs;
     const tooSlow = () => new GatewayError(ErrorCode.TIMEOUT, 'the assistant did not answer in time; the reply goes on in the open tabs');

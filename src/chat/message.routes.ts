@@ -43,6 +43,7 @@ export function messageRoutes({ messages, sendMessage, limits, maxMessageChars, 
       content: body.content,
       clientMessageId: body.clientMessageId ?? key ?? null,
       client: clientInfo(req),
+      issuedAt: identityOf(res).issuedAt,
     });
     res.status(sent.data.duplicate ? 200 : 201).json({ message: sent.data.message });
     void sent.announce();

@@ -15,6 +15,8 @@ export interface SendInput {
   clientMessageId?: string | null;
   /** Who sent it, as recorded in the message's `metadata.client`. */
   client?: ClientInfo;
+  /** When the sender's token was issued (`iat`, seconds): a user erased since is not created again. */
+  issuedAt?: number;
 }
 
 /** What is recorded of the client with a message (see http/client-info.ts). */

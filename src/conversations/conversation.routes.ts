@@ -30,7 +30,7 @@ export function conversationRoutes({ conversations, publish, limits, maxMessageC
     const body = parse(schemas.createBody, req.body ?? {});
     const userId = identityOf(res).userId;
     await limits.consume(userId, 'write');
-    const outcome = await conversations.create(userId, body);
+    const outcome = await conversations.create(userId, body, identityOf(res).issuedAt);
     res.status(outcome.data.created ? 201 : 200).json({ conversation: outcome.data.conversation });
     publish(outcome.broadcasts);
   });

@@ -4,7 +4,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { Outcome } from '../shared/broadcast.ts';
 import { ErrorCode, GatewayError, notFound } from '../shared/errors.ts';
 import type { ConversationDto } from '../shared/events.ts';
-import { ensureUsers } from '../users/user.service.ts';
+import { ensureUser } from '../users/user.service.ts';
 import { toConversationDto } from './conversation.dto.ts';
 import { ConversationSchema, type Conversation } from './conversation.entity.ts';
 
@@ -27,6 +27,8 @@ export function createConversationService({ orm, log, audit }: ServiceDeps) {
   async function create(
     userId: string,
     input: { title?: string | null; reuse?: 'latest' },
+    /** When the acting token was issued (`iat`): an erased user is never created again by an older one. */
+    issuedAt?: number,
   ): Promise<Outcome<{ conversation: ConversationDto; created: boolean }>> {
     const em = orm.em.fork();
     const { conversation, created } = await em.transactional(async (tx) => {
@@ -35,7 +37,7 @@ export function createConversationService({ orm, log, audit }: ServiceDeps) {
         const latest = await tx.findOne(ConversationSchema, { user: userId }, { orderBy: { updatedAt: 'desc', id: 'desc' } });
         if (latest) return { conversation: latest, created: false };
       }
-      await ensureUsers(tx, [userId]);
+      await ensureUser(tx, { userId, issuedAt });
       const now = new Date();
       const c = tx.create(ConversationSchema, { user: userId, title: input.title ?? null, lastSeq: 0, createdAt: now, updatedAt: now });
       await tx.flush();

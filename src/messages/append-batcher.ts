@@ -7,6 +7,7 @@ import type { Em, Orm } from '../db/types.ts';
 import { ErrorCode, GatewayError } from '../shared/errors.ts';
 import type { ConversationDto, MessageDto } from '../shared/events.ts';
 import { isDatabaseUnavailable } from '../shared/failures.ts';
+import { activeFor, issuedAtParam } from '../users/user.service.ts';
 import { messageFromRow } from './message.dto.ts';
 import type { MessageRole, MessageStatus } from './message.entity.ts';
 
@@ -26,6 +27,8 @@ export interface AppendRequest {
    * so no acknowledged message is ever without its reply, whatever fails afterwards.
    */
   reply?: { metadata: Record<string, unknown> };
+  /** When the token of the sender was issued (`iat`, seconds): a user erased since is not created again. */
+  issuedAt?: number;
 }
 
 /** A message already stored under an idempotency key, with its conversation. */
@@ -35,7 +38,8 @@ type StoredAppend = { message: MessageDto; conversation: ConversationDto };
 export type Appended =
   | { kind: 'stored'; message: MessageDto; conversation: ConversationDto; conversationCreated: boolean; reply?: MessageDto }
   | ({ kind: 'duplicate' } & StoredAppend)
-  | { kind: 'not_found' };
+  | { kind: 'not_found' }
+  | { kind: 'erased' };
 
 interface Pending {
   request: AppendRequest;
@@ -95,16 +99,20 @@ interface MessageRow {
  * 1. counts → locked → bumped: each existing conversation (matched on id AND owner, so another user's is left
  *    alone) is locked in id order, so that batches of different nodes cannot deadlock, and its last_seq moves
  *    past its appends. The lock is held until the statement commits: seq order is commit order.
- * 2. new_users → created: owners (in id order) and conversations of appends that start one (seq 1, and 2 for the
- *    reply stored with it).
+ * 2. new_users → active_users → created: owners (in id order), and conversations of appends that start one (seq 1,
+ *    and 2 for the reply stored with it) — but only for a user made just now, or not erased since the sender's
+ *    token was issued (an append may have been in flight when its user was erased). Locking the user's row makes
+ *    the check wait for an erasure in progress, after which PostgreSQL reads the row again and sees it. Appends
+ *    whose new conversation was not created are not written.
  * 3. inserted: one multi-row insert; an existing conversation's k-th append takes seq (last_seq before) + k.
  *    Appends whose conversation was not bumped (missing, or not the user's) are not written.
- * It returns the bumped rows, with how many appends each took (n), or one row marked `repeated`. The columns are
+ * It returns the bumped rows, with how many appends each took (n), and the created conversations' ids, or one row
+ * of kind `repeated`. The columns are
  * named, not `*`: a column that a later migration adds must not change the result of a statement that connections
  * of running nodes have prepared (PostgreSQL refuses it: "cached plan must not change result type").
  */
 const APPEND = preparedStatement(
-  'chat_append_batch_v3',
+  'chat_append_batch_v5',
   `with rows as (
     select * from jsonb_to_recordset($4::jsonb) as m(id uuid, conversation_id uuid, user_id varchar, place bigint, is_new boolean,
            role text, status text, content text, metadata jsonb, client_message_id varchar)
@@ -119,26 +127,35 @@ const APPEND = preparedStatement(
     update conversations c set last_seq = c.last_seq + l.n, updated_at = $2::timestamptz
     from locked l where c.id = l.id
     returning c.id, c.user_id, c.title, c.last_seq, c.created_at, c.updated_at, l.n
+  ), starts as (
+    select * from jsonb_to_recordset($3::jsonb) as v(id uuid, user_id varchar, title varchar, n bigint, issued_at timestamptz)
+    where not exists (select from repeated)
   ), new_users as (
     insert into users (id, created_at)
-    select distinct v.user_id, $2::timestamptz from jsonb_to_recordset($3::jsonb) as v(user_id varchar)
-    where not exists (select from repeated) order by 1
+    select distinct v.user_id, $2::timestamptz from starts v order by 1
     on conflict (id) do nothing
+    returning id
+  ), active_users as (
+    select v.id as conversation_id from starts v join users u on u.id = v.user_id
+    where ${activeFor('v.issued_at')}
+    for share of u
   ), created as (
     insert into conversations (id, user_id, title, last_seq, created_at, updated_at)
-    select v.id, v.user_id, v.title, v.n, $2::timestamptz, $2::timestamptz
-    from jsonb_to_recordset($3::jsonb) as v(id uuid, user_id varchar, title varchar, n bigint)
-    where not exists (select from repeated)
+    select v.id, v.user_id, v.title, v.n, $2::timestamptz, $2::timestamptz from starts v
+    where v.user_id in (select id from new_users) or v.id in (select conversation_id from active_users)
+    returning id
   ), inserted as (
     insert into messages (id, conversation_id, user_id, seq, role, status, content, metadata, client_message_id, created_at, updated_at)
     select m.id, m.conversation_id, m.user_id, coalesce(b.last_seq - b.n, 0) + m.place, m.role, m.status, m.content,
            m.metadata, m.client_message_id, $2::timestamptz, $2::timestamptz
     from rows m left join bumped b on b.id = m.conversation_id and b.user_id = m.user_id
-    where (m.is_new or b.id is not null) and not exists (select from repeated)
+    where (b.id is not null or m.conversation_id in (select id from created)) and not exists (select from repeated)
   )
-  select false as repeated, id, user_id, title, last_seq, created_at, updated_at, n from bumped
+  select 'bumped' as kind, id, user_id, title, last_seq, created_at, updated_at, n from bumped
   union all
-  select true, null, null, null, null, null, null, null from repeated`,
+  select 'created', id, null, null, null, null, null, null from created
+  union all
+  select 'repeated', null, null, null, null, null, null, null from repeated`,
 );
 
 /** A batch that met an idempotency key already stored, and so wrote nothing. */
@@ -318,7 +335,7 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions, counted: 
     const now = new Date();
     // Per conversation and claimed owner: how many messages it gets; each message's place among them makes its seq.
     const counts = new Map<string, { id: string; user_id: string; n: number }>();
-    const newConversations: { id: string; user_id: string; title: string | null; n: number }[] = [];
+    const newConversations: { id: string; user_id: string; title: string | null; n: number; issued_at: string | null }[] = [];
     const rows: MessageRow[] = [];
     /** Per request written: its message row, and its reply's, if it asked for one. */
     const written: { row: MessageRow; reply?: MessageRow }[] = [];
@@ -337,7 +354,13 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions, counted: 
         count.n += messages;
       } else {
         conversationId = uuidv7();
-        newConversations.push({ id: conversationId, user_id: r.userId, title: r.newConversationTitle, n: messages });
+        newConversations.push({
+          id: conversationId,
+          user_id: r.userId,
+          title: r.newConversationTitle,
+          n: messages,
+          issued_at: issuedAtParam(r.issuedAt),
+        });
       }
       const common = { conversation_id: conversationId, user_id: r.userId, is_new: !r.conversationId };
       const row: MessageRow = {
@@ -364,17 +387,19 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions, counted: 
       written.push({ row, reply });
     }
 
-    const bumped = await runPrepared<Record<string, unknown>>(em, APPEND, [
+    const returned = await runPrepared<Record<string, unknown>>(em, APPEND, [
       toJson([...counts.values()]),
       now,
       toJson(newConversations),
       toJson(rows),
     ]);
 
-    if (bumped.some((row) => row.repeated)) throw new RepeatedKey();
+    if (returned.some((row) => row.kind === 'repeated')) throw new RepeatedKey();
+    const created = new Set(returned.filter((row) => row.kind === 'created').map((row) => String(row.id)));
     // Only the rows the batch may write to came back: the claimed owner is the owner.
     const bumpedBy = new Map<string, { conversation: ConversationDto; seqBefore: number }>();
-    for (const row of bumped) {
+    for (const row of returned) {
+      if (row.kind !== 'bumped') continue;
       const conversation = conversationFromRow(row);
       bumpedBy.set(ownedKey(conversation.id, String(row.user_id)), { conversation, seqBefore: conversation.lastSeq - Number(row.n) });
     }
@@ -382,6 +407,10 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions, counted: 
       const { row, reply } = written[k]!;
       let conversation: ConversationDto;
       let seqBefore = 0;
+      if (row.is_new && !created.has(row.conversation_id)) {
+        results[i] = { kind: 'erased' };
+        return;
+      }
       if (row.is_new) {
         const title = requests[i]!.newConversationTitle;
         conversation = conversationFromRow({ id: row.conversation_id, title, created_at: now, updated_at: now });

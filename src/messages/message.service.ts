@@ -1,6 +1,7 @@
 import { conversationFromRow } from '../conversations/conversation.dto.ts';
 import { refusedAccess } from '../conversations/conversation.service.ts';
 import type { ServiceDeps } from '../db/types.ts';
+import { erasedAccount } from '../users/user.service.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Broadcast, Outcome } from '../shared/broadcast.ts';
 import type { ConversationDto, MessageDto } from '../shared/events.ts';
@@ -18,6 +19,8 @@ export interface AppendInput {
   metadata?: Record<string, unknown> | null;
   /** Store the assistant's streaming reply with the message, in the same transaction (see AppendRequest.reply). */
   reply?: { metadata: Record<string, unknown> };
+  /** When the sender's token was issued (`iat`, seconds): a user erased since is not created again. */
+  issuedAt?: number;
 }
 
 export interface AppendResult {
@@ -63,7 +66,9 @@ export function createMessageService({
       status: input.status ?? 'complete',
       metadata: input.metadata ?? null,
       reply: input.reply,
+      issuedAt: input.issuedAt,
     });
+    if (result.kind === 'erased') throw erasedAccount();
     if (result.kind === 'not_found') throw refusedAccess({ log, audit }, userId, 'message.append', input.conversationId ?? '');
     const message = result.message;
     const conversation = result.conversation;

@@ -47,6 +47,7 @@ export function serveChatNamespace(nsp: ChatNamespace, o: ChatNamespaceOptions) 
       }
       socket.data.userId = identity.userId;
       socket.data.exp = identity.exp;
+      socket.data.issuedAt = identity.issuedAt;
       socket.data.client = o.clientInfo(socket.request);
       socket.join(room);
       next();

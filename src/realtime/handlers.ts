@@ -74,7 +74,7 @@ export function createDispatcher(deps: HandlerDeps): (this: ChatSocket, event: s
   const schemas = commandSchemas(deps.maxMessageChars);
   const commands: CommandTable = {
     'conversation:create': async (socket, p) => {
-      const outcome = await conversations.create(socket.data.userId, p);
+      const outcome = await conversations.create(socket.data.userId, p, socket.data.issuedAt);
       return { data: outcome.data, after: () => publish(outcome.broadcasts) };
     },
     'conversation:list': async (socket, p) => ({ data: await conversations.list(socket.data.userId, p) }),
@@ -92,7 +92,7 @@ export function createDispatcher(deps: HandlerDeps): (this: ChatSocket, event: s
           retryAfterMs: 500,
         });
       }
-      const sent = await deps.sendMessage(socket.data.userId, { ...p, client: socket.data.client });
+      const sent = await deps.sendMessage(socket.data.userId, { ...p, client: socket.data.client, issuedAt: socket.data.issuedAt });
       const { message, conversation } = sent.data;
       return { data: { message, conversation }, after: () => void sent.announce() };
     },
@@ -113,6 +113,7 @@ export function createDispatcher(deps: HandlerDeps): (this: ChatSocket, event: s
       }
       // The expiry sweep reads socket.data.exp: moving it is all a refresh takes.
       socket.data.exp = Math.max(socket.data.exp, identity.exp);
+      socket.data.issuedAt = Math.max(socket.data.issuedAt ?? 0, identity.issuedAt ?? 0) || undefined;
       return { data: { exp: socket.data.exp } };
     },
   };

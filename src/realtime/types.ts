@@ -12,6 +12,8 @@ export interface SocketData {
   userId: string;
   /** Token expiry, seconds since the epoch. */
   exp: number;
+  /** When the token was issued (`iat`), seconds since the epoch: an erased user is not created again by an older token. */
+  issuedAt?: number;
   /** Commands of this socket being handled now. */
   inflight?: number;
   /** What is recorded of the client with each message, taken from the handshake (which is not kept). */

@@ -1,26 +1,86 @@
+import type { TokenVerifier } from '../auth/jwt.ts';
 import type { Em, ServiceDeps } from '../db/types.ts';
-import { UserSchema } from './user.entity.ts';
+import { ErrorCode, GatewayError } from '../shared/errors.ts';
+
+/** Who acts: the user, and when the token they act with was issued (seconds since the epoch; unknown without `iat`). */
+export interface Actor {
+  userId: string;
+  issuedAt?: number;
+}
+
+/** What a token issued before its user's erasure gets, on every door. */
+export const erasedAccount = () =>
+  new GatewayError(ErrorCode.UNAUTHORIZED, 'this account was erased: tokens issued before that are refused; sign in again');
+
+/**
+ * The SQL condition "the user (row `u`) may act with a token issued at `issued`": never erased, or erased before
+ * the token was issued (a new start). `issued` is a column or placeholder (a timestamptz, null when the token has
+ * no `iat`), written twice: a placeholder there takes its value twice. The one place the rule is written.
+ */
+export const activeFor = (issued: string) => `(u.erased_at is null or (${issued} is not null and u.erased_at < ${issued}))`;
+
+/** A token's `iat` as a timestamp PostgreSQL compares, or null. */
+export const issuedAtParam = (issuedAt: number | undefined) => (issuedAt === undefined ? null : new Date(issuedAt * 1000).toISOString());
 
 export function createUserService({ orm, audit }: ServiceDeps) {
-  /** Erases a user; conversations and messages follow through ON DELETE CASCADE. Idempotent. */
+  /**
+   * Erases a user for good: their conversations (and with them their messages) are deleted, and their row stays as
+   * a tombstone saying when, in the same transaction: tokens issued before that are refused from then on (see
+   * assertActive), and nothing in flight with one can bring anything back. The row is updated, not deleted, so that a
+   * write creating a conversation for the user (which locks the row) waits for the erasure and then sees it.
+   * Idempotent.
+   */
   async function erase(userId: string): Promise<void> {
-    const em = orm.em.fork();
-    await em.nativeDelete(UserSchema, { id: userId });
+    await orm.em.fork().transactional(async (tx) => {
+      await tx.execute(
+        'insert into users (id, created_at, erased_at) values (?, now(), now()) on conflict (id) do update set erased_at = excluded.erased_at',
+        [userId],
+      );
+      await tx.execute('delete from conversations where user_id = ?', [userId]);
+    });
     audit({ userId, op: 'user.erase', outcome: 'ok' });
   }
-  return { erase };
+
+  /** Refuses a token issued before its user's erasure (checked when a token is presented: REST, handshake, refresh). */
+  async function assertActive(actor: Actor): Promise<void> {
+    const issued = issuedAtParam(actor.issuedAt);
+    const rows = await orm.em
+      .fork()
+      .execute<{ id: string }[]>(`select u.id from users u where u.id = ? and not ${activeFor('?::timestamptz')}`, [
+        actor.userId,
+        issued,
+        issued,
+      ]);
+    if (rows.length > 0) throw erasedAccount();
+  }
+
+  return { erase, assertActive };
 }
 
 export type UserService = ReturnType<typeof createUserService>;
 
+/** A verifier that also refuses tokens issued before their user's erasure: what every door checks tokens with. */
+export function refusingErased(verify: TokenVerifier, users: Pick<UserService, 'assertActive'>): TokenVerifier {
+  return async (token) => {
+    const identity = await verify(token);
+    await users.assertActive(identity);
+    return identity;
+  };
+}
+
 /**
- * Users are upserted on first write; nothing else creates them. Inserted in sorted order, so that transactions
- * creating the same users at once always take their locks in the same order.
+ * Users are created on their first write; nothing else creates them, and never a user erased after the token
+ * acting for them was issued: then this throws the erased-account refusal.
  */
-export async function ensureUsers(em: Em, userIds: string[]): Promise<void> {
-  if (userIds.length === 0) return;
-  await em.execute(
-    'insert into users (id, created_at) select id, now() from jsonb_array_elements_text(?::jsonb) as u(id) on conflict (id) do nothing',
-    [JSON.stringify([...new Set(userIds)].sort())],
-  );
+export async function ensureUser(em: Em, actor: Actor): Promise<void> {
+  const issued = issuedAtParam(actor.issuedAt);
+  await em.execute('insert into users (id, created_at) values (?, now()) on conflict (id) do nothing', [actor.userId]);
+  // The lock waits for an erasure in progress, and PostgreSQL then reads the row again: an erasure that committed
+  // meanwhile is seen, whatever this transaction saw before.
+  const rows = await em.execute<{ id: string }[]>(`select u.id from users u where u.id = ? and ${activeFor('?::timestamptz')} for share`, [
+    actor.userId,
+    issued,
+    issued,
+  ]);
+  if (rows.length === 0) throw erasedAccount();
 }
