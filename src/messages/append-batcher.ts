@@ -91,6 +91,10 @@ interface MessageRow {
  * 1. counts → locked → bumped: each existing conversation (matched on id AND owner, so another user's is left
  *    alone) is locked in id order, so that batches of different nodes cannot deadlock, and its last_seq moves
  *    past its appends. The lock is held until the statement commits: seq order is commit order.
+ *    Its updated_at never moves back: $2 is taken before the lock is granted, so a batch that waited for another
+ *    node's (or ran on a node whose clock is behind) commits the later seqs with the earlier time. Clients order
+ *    versions of a conversation by updatedAt (and take a message's createdAt as its conversation's updatedAt when
+ *    that is later): a time going back would leave their lists on a stale lastSeq for good.
  * 2. new_users → created: owners (in id order) and conversations of appends that start one (seq 1, and 2 for the
  *    reply stored with it).
  * 3. inserted: one multi-row insert; an existing conversation's k-th append takes seq (last_seq before) + k.
@@ -107,7 +111,7 @@ const APPEND = preparedStatement(
     select c.id, v.n from conversations c join counts v on v.id = c.id and v.user_id = c.user_id
     order by c.id for update of c
   ), bumped as (
-    update conversations c set last_seq = c.last_seq + l.n, updated_at = $2::timestamptz
+    update conversations c set last_seq = c.last_seq + l.n, updated_at = greatest(c.updated_at, $2::timestamptz)
     from locked l where c.id = l.id
     returning c.id, c.user_id, c.title, c.last_seq, c.created_at, c.updated_at, l.n
   ), new_users as (
