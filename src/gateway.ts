@@ -134,8 +134,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   const httpInflight = { count: 0 };
   const readiness = readinessOf({
     database,
-    oldestWriteMs: messages.oldestWriteMs,
-    writeTimeoutMs: config.writeTimeoutMs,
+    writesStalled: messages.writesStalled,
     redis,
     isClosing,
   });

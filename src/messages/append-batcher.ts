@@ -44,7 +44,7 @@ interface Pending {
   queuedAt: number;
 }
 
-/** A batch sent to the database; `stalled` once it has run longer than the write bound. */
+/** A batch sent to the database; `stalled` once it has run longer than STALL_SHARE of the write bound. */
 interface Running {
   startedAt: number;
   stalled: boolean;
@@ -59,14 +59,22 @@ export interface BatcherOptions {
   maxQueued: number;
   /**
    * The write bound. An append still queued after this long is refused (it was never sent, so nothing of it is
-   * stored). A batch that has run this long (a row lock held elsewhere, a database that does not answer) stops
-   * holding its place, so the batches behind it go on; PostgreSQL's own timeouts end it soon after.
+   * stored). A batch that has run a fifth of it (see STALL_SHARE) stops holding its place, so the batches behind it
+   * go on; PostgreSQL's own timeouts end it at the bound.
    */
   timeoutMs: number;
 }
 
-/** Batches past the write bound that may still be running: past this many, appends are refused at once. */
+/** Stalled batches that may still be running: past this many, appends are refused at once. */
 const MAX_STALLED = 4;
+
+/**
+ * A batch still running after this share of the write bound waits on something (a row lock held elsewhere, a
+ * database that does not answer): a normal one commits in milliseconds. It stops holding its place then rather
+ * than at the bound: with one place (the default), the sends queued behind a batch blocked by one locked
+ * conversation would otherwise all wait out the bound and answer UNAVAILABLE, whoever they are.
+ */
+const STALL_SHARE = 1 / 5;
 
 const MAX_ATTEMPTS = 4;
 
@@ -152,6 +160,8 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
   let inFlight = 0;
   const running = new Set<Running>();
   let stalled = 0;
+  /** When a write last ran into the bound, until the next commit (see writesStalled). */
+  let boundHitAt: number | undefined;
   let watchdog: NodeJS.Timeout | undefined;
   // What every batch's statement runs on. It maps no entities and starts no transaction, so one fork serves every
   // batch and never grows; a fork, not the root manager, which would run the statement in whatever transaction
@@ -193,6 +203,7 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
         const now = performance.now();
         // First in, first out: the appends waiting longest are at the head.
         while (queue.length > 0 && now - queue[0]!.queuedAt > options.timeoutMs) {
+          boundHitAt = now;
           queue
             .shift()!
             .reject(
@@ -200,7 +211,7 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
             );
         }
         for (const run of running) {
-          if (!run.stalled && now - run.startedAt > options.timeoutMs) {
+          if (!run.stalled && now - run.startedAt > options.timeoutMs * STALL_SHARE) {
             run.stalled = true;
             inFlight--;
             stalled++;
@@ -212,7 +223,7 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
           watchdog = undefined;
         }
       },
-      Math.max(25, Math.floor(options.timeoutMs / 5)),
+      Math.max(25, Math.floor((options.timeoutMs * STALL_SHARE) / 4)),
     );
     watchdog.unref();
   }
@@ -223,6 +234,17 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
     const now = performance.now();
     for (const run of running) oldest = Math.max(oldest, now - run.startedAt);
     return oldest;
+  }
+
+  /**
+   * Whether writes stall past the bound: one is running past it, or the last one to end ran into it (a lock held
+   * elsewhere, a database that does not answer) and nothing has committed since, for up to twice the bound. The
+   * outcome is what tells: PostgreSQL's statement timeout is the bound itself and ends a blocked write right there,
+   * so a write in flight is hardly ever seen past it.
+   */
+  function writesStalled(): boolean {
+    if (oldestWriteMs() > options.timeoutMs) return true;
+    return boundHitAt !== undefined && performance.now() - boundHitAt < 2 * options.timeoutMs;
   }
 
   async function commit(batch: Pending[], deadline: number) {
@@ -236,11 +258,13 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
           batch.map((p) => p.request),
           lookUpKeys,
         );
+        boundHitAt = undefined;
         batch.forEach((p, i) => {
           p.resolve(results[i]!);
         });
         return;
       } catch (err) {
+        if (ranIntoTheBound(err)) boundHitAt = performance.now();
         // A lock that was not granted within the bound (lock_timeout) would not be granted on a retry either.
         const retryable = err instanceof UniqueConstraintViolationException || err instanceof DeadlockException;
         if (err instanceof UniqueConstraintViolationException) lookUpKeys = true;
@@ -406,7 +430,13 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions) {
     return found;
   }
 
-  return { append, oldestWriteMs };
+  return { append, oldestWriteMs, writesStalled };
+}
+
+/** A write PostgreSQL ended at the bound (statement or lock timeout), or whose answer the driver stopped waiting for. */
+function ranIntoTheBound(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | undefined;
+  return e?.code === '57014' || e?.code === '55P03' || (typeof e?.message === 'string' && /Query read timeout/i.test(e.message));
 }
 
 /**
