@@ -116,12 +116,14 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     store: createReplyStore(orm),
     publish,
     stopElsewhere: fanout.stopElsewhere,
+    runningElsewhere: fanout.runningElsewhere,
     databaseHealthyForMs: database.healthyForMs,
     metrics,
     log,
     timing: replyTiming(config.assistant.staleMs, options.assistantTiming),
   });
   fanout.answerStops(assistant.stopIfRunningHere);
+  fanout.answerRunning(assistant.runningHere);
   const limiter = createSendLimiter({
     points: config.limits.sendRate,
     durationS: config.limits.sendRateWindowS,

@@ -35,19 +35,31 @@ export function createReplyStore(orm: Orm) {
     return rows[0] ? messageFromRow(rows[0]) : undefined;
   }
 
-  /** Marks as failed every reply whose heartbeat stopped (its node died), keeping the partial text. */
-  async function failStale(staleMs: number): Promise<{ userId: string; message: MessageDto }[]> {
+  /** The replies whose heartbeat stopped: still streaming, and not saved for `staleMs`. */
+  async function stale(staleMs: number): Promise<string[]> {
+    const rows = await orm.em
+      .fork()
+      .execute<{ id: string }[]>(`select id from messages where status = 'streaming' and updated_at < now() - make_interval(secs => ?)`, [
+        staleMs / 1000,
+      ]);
+    return rows.map((row) => row.id);
+  }
+
+  /** Marks as failed those of `ids` whose heartbeat is still stopped (their node died), keeping the partial text. */
+  async function failStale(staleMs: number, ids: string[]): Promise<{ userId: string; message: MessageDto }[]> {
+    if (ids.length === 0) return [];
     const rows = await orm.em.fork().execute<Record<string, unknown>[]>(
       `update messages set status = 'failed', updated_at = now(),
          metadata = coalesce(metadata, '{}'::jsonb) || jsonb_build_object('error',
            jsonb_build_object('code', 'INTERRUPTED', 'message', 'the reply was interrupted before it ended'))
-       where status = 'streaming' and updated_at < now() - make_interval(secs => ?) returning *`,
-      [staleMs / 1000],
+       where id in (select jsonb_array_elements_text(?::jsonb)::uuid)
+         and status = 'streaming' and updated_at < now() - make_interval(secs => ?) returning *`,
+      [JSON.stringify(ids), staleMs / 1000],
     );
     return rows.map((row) => ({ userId: String(row.user_id), message: messageFromRow(row) }));
   }
 
-  return { saveProgress, finish, failStale };
+  return { saveProgress, finish, stale, failStale };
 }
 
 export type ReplyStore = ReturnType<typeof createReplyStore>;
