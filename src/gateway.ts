@@ -144,6 +144,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     store: createReplyStore(orm),
     publish,
     stopElsewhere: fanout.stopElsewhere,
+    runningElsewhere: fanout.runningElsewhere,
     databaseHealthyForMs: database.healthyForMs,
     metrics,
     log,
@@ -151,6 +152,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     timing: replyTiming(config.assistant.staleMs, options.assistantTiming),
   });
   fanout.answerStops(assistant.stopIfRunningHere);
+  fanout.answerRunning(assistant.runningHere);
   const limits = createUserLimits({ allowances: config.limits.allowances, redis: redis?.commands, prefix: config.redisPrefix });
   const sendMessage = createSendMessage({ limits, messages, assistant, publish, log, writeTimeoutMs: config.writeTimeoutMs });
 
@@ -159,8 +161,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   const httpInflight = { count: 0 };
   const readiness = readinessOf({
     database,
-    oldestWriteMs: messages.oldestWriteMs,
-    writeTimeoutMs: config.writeTimeoutMs,
+    writesStalled: messages.writesStalled,
     redis,
     jwks,
     isClosing,

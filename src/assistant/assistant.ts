@@ -46,6 +46,8 @@ export interface AssistantDeps {
   publish: Publisher;
   /** Asks the other nodes to stop a reply that runs on one of them (absent on a single node). */
   stopElsewhere?: (messageId: string) => Promise<MessageDto | undefined>;
+  /** The replies the other nodes run now, of those that answer (absent on a single node). */
+  runningElsewhere?: () => Promise<string[]>;
   metrics: Metrics;
   log: Logger;
   audit: Audit;
@@ -163,7 +165,16 @@ export function createAssistant(deps: AssistantDeps) {
   async function sweep() {
     if (deps.databaseHealthyForMs() < timing.staleMs) return;
     try {
-      const interrupted = await deps.store.failStale(timing.staleMs);
+      // A row left unsaved is not enough: the reply's node may have lost only its own way to the database (a network
+      // partition, its pool reconnecting, its end still retrying) while the others reach it, and it saves the end,
+      // with the whole text its tabs were shown, once it can. Only the replies no live node runs are interrupted.
+      const stale = (await deps.store.stale(timing.staleMs)).filter((id) => !running.has(id));
+      if (stale.length === 0) return;
+      const alive = new Set(await (deps.runningElsewhere?.() ?? Promise.resolve([])));
+      const interrupted = await deps.store.failStale(
+        timing.staleMs,
+        stale.filter((id) => !alive.has(id)),
+      );
       for (const { userId, message } of interrupted) {
         deps.log.warn({ messageId: message.id, conversationId: message.conversationId }, 'reply interrupted: its node stopped');
         deps.publish([{ userId, event: 'message:updated', payload: { message } }]);
@@ -178,6 +189,8 @@ export function createAssistant(deps: AssistantDeps) {
     replyTo: tracked,
     stop,
     stopIfRunningHere,
+    /** The replies running on this node (another node's sweeper asks before ending one). */
+    runningHere: (): string[] => [...running.keys()],
     startSweeper() {
       const run = () => {
         sweeping = sweep();

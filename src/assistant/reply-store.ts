@@ -37,11 +37,22 @@ export function createReplyStore(orm: Orm) {
     return rows[0] ? messageFromRow(rows[0]) : undefined;
   }
 
+  /** The replies whose heartbeat stopped: still streaming, and not saved for `staleMs`. */
+  async function stale(staleMs: number): Promise<string[]> {
+    const rows = await orm.em
+      .fork()
+      .execute<{ id: string }[]>(`select id from messages where status = 'streaming' and updated_at < now() - make_interval(secs => ?)`, [
+        staleMs / 1000,
+      ]);
+    return rows.map((row) => row.id);
+  }
+
   /**
-   * Marks as failed every reply whose heartbeat stopped (its node died), keeping the partial text; a tool call its
-   * node left running is shown as failed too.
+   * Marks as failed those of `ids` whose heartbeat is still stopped (their node died), keeping the partial text; a
+   * tool call its node left running is shown as failed too.
    */
-  async function failStale(staleMs: number): Promise<{ userId: string; message: MessageDto }[]> {
+  async function failStale(staleMs: number, ids: string[]): Promise<{ userId: string; message: MessageDto }[]> {
+    if (ids.length === 0) return [];
     const error = replyError(ReplyErrorCode.INTERRUPTED);
     const rows = await orm.em.fork().execute<Record<string, unknown>[]>(
       `update messages set status = 'failed', updated_at = now(),
@@ -52,13 +63,14 @@ export function createReplyStore(orm: Orm) {
                   then c || jsonb_build_object('status', 'failed', 'error', ?::text) else c end order by n), '[]'::jsonb)
                 from jsonb_array_elements(metadata->'toolCalls') with ordinality as t(c, n)))
               else '{}'::jsonb end
-       where status = 'streaming' and updated_at < now() - make_interval(secs => ?) returning *`,
-      [error.code, error.message, ToolCallError.INTERRUPTED, staleMs / 1000],
+       where id in (select jsonb_array_elements_text(?::jsonb)::uuid)
+         and status = 'streaming' and updated_at < now() - make_interval(secs => ?) returning *`,
+      [error.code, error.message, ToolCallError.INTERRUPTED, JSON.stringify(ids), staleMs / 1000],
     );
     return rows.map((row) => ({ userId: String(row.user_id), message: messageFromRow(row) }));
   }
 
-  return { saveProgress, finish, failStale };
+  return { saveProgress, finish, stale, failStale };
 }
 
 export type ReplyStore = ReturnType<typeof createReplyStore>;

@@ -3,6 +3,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Publisher } from '../shared/broadcast.ts';
 import type { MessageDto, ToolCallDto } from '../shared/events.ts';
+import { isDatabaseUnavailable } from '../shared/failures.ts';
 import { abortable } from '../shared/time-bounds.ts';
 import type { AssistantProvider, AssistantTool, ReplyRequest } from './provider.ts';
 import { providerErrorCode, ReplyErrorCode, replyError } from './reply-errors.ts';
@@ -184,7 +185,9 @@ export class Reply {
       try {
         return await this.d.store.finish(this.d.message.id, status, metadata, this.text);
       } catch (err) {
-        if (this.abandoned.aborted) throw err;
+        // Only an outage is worth waiting out. A write the database refuses for good (text it cannot store) would keep
+        // the reply streaming for as long as this node lives, since other nodes' sweepers leave running replies alone.
+        if (this.abandoned.aborted || !isDatabaseUnavailable(err)) throw err;
         if (attempt === 0)
           this.d.log.warn({ messageId: this.d.message.id, err: (err as Error).message }, 'could not save the end of a reply; retrying');
         const backoffMs = Math.min(END_RETRY_MAX_MS, END_RETRY_FIRST_MS * 2 ** attempt);

@@ -12,9 +12,8 @@ export interface Readiness {
 
 export interface ReadinessSources {
   database: { readonly up: boolean };
-  /** How long the oldest write in flight has been waiting for its commit. */
-  oldestWriteMs: () => number;
-  writeTimeoutMs: number;
+  /** Whether writes stall past the write bound (see the append batcher's writesStalled). */
+  writesStalled: () => boolean;
   redis?: { degraded(): boolean };
   /** The identity provider's keys, when tokens are verified with a JWKS. */
   jwks?: { state(): 'ok' | 'stale' | 'unavailable' };
@@ -30,7 +29,7 @@ export interface ReadinessSources {
  */
 export function readinessOf(o: ReadinessSources): () => Readiness {
   return () => {
-    const database = !o.database.up ? 'unavailable' : o.oldestWriteMs() > o.writeTimeoutMs ? 'writes_stalled' : 'ok';
+    const database = !o.database.up ? 'unavailable' : o.writesStalled() ? 'writes_stalled' : 'ok';
     const checks: Record<string, string> = { database };
     if (o.redis) checks.redis = o.redis.degraded() ? 'degraded' : 'ok';
     if (o.jwks) checks.jwks = o.jwks.state();

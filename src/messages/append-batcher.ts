@@ -48,7 +48,7 @@ interface Pending {
   queuedAt: number;
 }
 
-/** A batch sent to the database; `stalled` once it has run longer than the write bound. */
+/** A batch sent to the database; `stalled` once it has run longer than STALL_SHARE of the write bound. */
 interface Running {
   startedAt: number;
   stalled: boolean;
@@ -63,14 +63,22 @@ export interface BatcherOptions {
   maxQueued: number;
   /**
    * The write bound. An append still queued after this long is refused (it was never sent, so nothing of it is
-   * stored). A batch that has run this long (a row lock held elsewhere, a database that does not answer) stops
-   * holding its place, so the batches behind it go on; PostgreSQL's own timeouts end it soon after.
+   * stored). A batch that has run a fifth of it (see STALL_SHARE) stops holding its place, so the batches behind it
+   * go on; PostgreSQL's own timeouts end it at the bound.
    */
   timeoutMs: number;
 }
 
-/** Batches past the write bound that may still be running: past this many, appends are refused at once. */
+/** Stalled batches that may still be running: past this many, appends are refused at once. */
 const MAX_STALLED = 4;
+
+/**
+ * A batch still running after this share of the write bound waits on something (a row lock held elsewhere, a
+ * database that does not answer): a normal one commits in milliseconds. It stops holding its place then rather
+ * than at the bound: with one place (the default), the sends queued behind a batch blocked by one locked
+ * conversation would otherwise all wait out the bound and answer UNAVAILABLE, whoever they are.
+ */
+const STALL_SHARE = 1 / 5;
 
 const MAX_ATTEMPTS = 4;
 
@@ -99,6 +107,10 @@ interface MessageRow {
  * 1. counts → locked → bumped: each existing conversation (matched on id AND owner, so another user's is left
  *    alone) is locked in id order, so that batches of different nodes cannot deadlock, and its last_seq moves
  *    past its appends. The lock is held until the statement commits: seq order is commit order.
+ *    Its updated_at never moves back: $2 is taken before the lock is granted, so a batch that waited for another
+ *    node's (or ran on a node whose clock is behind) commits the later seqs with the earlier time. Clients order
+ *    versions of a conversation by updatedAt (and take a message's createdAt as its conversation's updatedAt when
+ *    that is later): a time going back would leave their lists on a stale lastSeq for good.
  * 2. new_users → active_users → created: owners (in id order), and conversations of appends that start one (seq 1,
  *    and 2 for the reply stored with it) — but only for a user made just now, or not erased since the sender's
  *    token was issued (an append may have been in flight when its user was erased). Locking the user's row makes
@@ -112,7 +124,7 @@ interface MessageRow {
  * of running nodes have prepared (PostgreSQL refuses it: "cached plan must not change result type").
  */
 const APPEND = preparedStatement(
-  'chat_append_batch_v5',
+  'chat_append_batch_v6',
   `with rows as (
     select * from jsonb_to_recordset($4::jsonb) as m(id uuid, conversation_id uuid, user_id varchar, place bigint, is_new boolean,
            role text, status text, content text, metadata jsonb, client_message_id varchar)
@@ -124,7 +136,7 @@ const APPEND = preparedStatement(
     select c.id, v.n from conversations c join counts v on v.id = c.id and v.user_id = c.user_id
     order by c.id for update of c
   ), bumped as (
-    update conversations c set last_seq = c.last_seq + l.n, updated_at = $2::timestamptz
+    update conversations c set last_seq = c.last_seq + l.n, updated_at = greatest(c.updated_at, $2::timestamptz)
     from locked l where c.id = l.id
     returning c.id, c.user_id, c.title, c.last_seq, c.created_at, c.updated_at, l.n
   ), starts as (
@@ -182,6 +194,8 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions, counted: 
   let inFlight = 0;
   const running = new Set<Running>();
   let stalled = 0;
+  /** When a write last ran into the bound, until the next commit (see writesStalled). */
+  let boundHitAt: number | undefined;
   let watchdog: NodeJS.Timeout | undefined;
   // What every batch's statement runs on. It maps no entities and starts no transaction, so one fork serves every
   // batch and never grows; a fork, not the root manager, which would run the statement in whatever transaction
@@ -223,6 +237,7 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions, counted: 
         const now = performance.now();
         // First in, first out: the appends waiting longest are at the head.
         while (queue.length > 0 && now - queue[0]!.queuedAt > options.timeoutMs) {
+          boundHitAt = now;
           queue
             .shift()!
             .reject(
@@ -230,7 +245,7 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions, counted: 
             );
         }
         for (const run of running) {
-          if (!run.stalled && now - run.startedAt > options.timeoutMs) {
+          if (!run.stalled && now - run.startedAt > options.timeoutMs * STALL_SHARE) {
             run.stalled = true;
             inFlight--;
             stalled++;
@@ -242,7 +257,7 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions, counted: 
           watchdog = undefined;
         }
       },
-      Math.max(25, Math.floor(options.timeoutMs / 5)),
+      Math.max(25, Math.floor((options.timeoutMs * STALL_SHARE) / 4)),
     );
     watchdog.unref();
   }
@@ -253,6 +268,17 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions, counted: 
     const now = performance.now();
     for (const run of running) oldest = Math.max(oldest, now - run.startedAt);
     return oldest;
+  }
+
+  /**
+   * Whether writes stall past the bound: one is running past it, or the last one to end ran into it (a lock held
+   * elsewhere, a database that does not answer) and nothing has committed since, for up to twice the bound. The
+   * outcome is what tells: PostgreSQL's statement timeout is the bound itself and ends a blocked write right there,
+   * so a write in flight is hardly ever seen past it.
+   */
+  function writesStalled(): boolean {
+    if (oldestWriteMs() > options.timeoutMs) return true;
+    return boundHitAt !== undefined && performance.now() - boundHitAt < 2 * options.timeoutMs;
   }
 
   async function commit(batch: Pending[], deadline: number) {
@@ -267,6 +293,7 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions, counted: 
           lookUpKeys,
         );
         counted('committed');
+        boundHitAt = undefined;
         batch.forEach((p, i) => {
           p.resolve(results[i]!);
         });
@@ -281,6 +308,7 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions, counted: 
                 ? 'deadlock'
                 : 'failed',
         );
+        if (ranIntoTheBound(err)) boundHitAt = performance.now();
         // A lock that was not granted within the bound (lock_timeout) would not be granted on a retry either. A key
         // stored by another node between the statement's check and its insert fails on the unique index instead.
         const retryable =
@@ -461,7 +489,13 @@ export function createAppendBatcher(orm: Orm, options: BatcherOptions, counted: 
     return found;
   }
 
-  return { append, oldestWriteMs };
+  return { append, oldestWriteMs, writesStalled };
+}
+
+/** A write PostgreSQL ended at the bound (statement or lock timeout), or whose answer the driver stopped waiting for. */
+function ranIntoTheBound(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | undefined;
+  return e?.code === '57014' || e?.code === '55P03' || (typeof e?.message === 'string' && /Query read timeout/i.test(e.message));
 }
 
 /**

@@ -139,7 +139,7 @@ export function createMessageService({
     return message ? toMessageDto(message) : undefined;
   }
 
-  return { append, history, find, findReply, oldestWriteMs: batcher.oldestWriteMs };
+  return { append, history, find, findReply, oldestWriteMs: batcher.oldestWriteMs, writesStalled: batcher.writesStalled };
 }
 
 export type MessageService = ReturnType<typeof createMessageService>;

@@ -2,7 +2,9 @@ import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Broadcast } from '../shared/broadcast.ts';
 import { userRoom, type MessageDto, type SyncRequired } from '../shared/events.ts';
+import { withTimeout } from '../shared/time-bounds.ts';
 import type { RedisClients } from './redis.ts';
+import { REMOTE_STOP_TIMEOUT_MS } from './socket-server.ts';
 import type { ChatNamespace } from './types.ts';
 
 /**
@@ -28,6 +30,19 @@ export function createFanout(nsp: ChatNamespace, o: { redis?: RedisClients; sync
     }
   });
 
+  /**
+   * Asks every other node and resolves with their answers, those that came in time. Never hangs: when Redis is away
+   * the adapter cannot count the nodes, swallows that error and never settles, so nothing is asked then, and the
+   * wait is bounded besides (a Redis that hangs).
+   */
+  async function askOtherNodes<T>(ask: () => Promise<T[]>): Promise<T[]> {
+    if (o.redis?.degraded()) return [];
+    // A node that does not answer in time (it died) leaves the answers of the others in err.responses.
+    return withTimeout(ask(), REMOTE_STOP_TIMEOUT_MS + 500, () => new Error('no answer from the other nodes')).catch(
+      (err: { responses?: T[] }) => err.responses ?? [],
+    );
+  }
+
   return {
     /** Sends committed changes to every tab of their user, on every node. */
     publish(broadcasts: Broadcast[]) {
@@ -42,13 +57,18 @@ export function createFanout(nsp: ChatNamespace, o: { redis?: RedisClients; sync
     /** Asks the other nodes to stop a reply; resolves with the stopped reply from the node that ran it. */
     stopElsewhere: o.redis
       ? async (messageId: string): Promise<MessageDto | undefined> => {
-          // A node that does not answer in time (it died) leaves the answers of the others in err.responses.
-          const answers: (MessageDto | null)[] = await nsp
-            .serverSideEmitWithAck('assistant:stop', messageId)
-            .catch((err: { responses?: (MessageDto | null)[] }) => err.responses ?? []);
+          const answers = await askOtherNodes(() => nsp.serverSideEmitWithAck('assistant:stop', messageId));
           return answers.find((m): m is MessageDto => Boolean(m));
         }
       : undefined,
+    /** The replies the other nodes run now (of those that answer in time). */
+    runningElsewhere: o.redis
+      ? async (): Promise<string[]> => (await askOtherNodes(() => nsp.serverSideEmitWithAck('assistant:running'))).flat()
+      : undefined,
+    /** Answers the other nodes' question: which replies run here. */
+    answerRunning(runningHere: () => string[]) {
+      nsp.on('assistant:running', (ack: (messageIds: string[]) => void) => ack(runningHere()));
+    },
     /** Answers the stops other nodes forward: with the stopped reply if it ran here, else null. */
     answerStops(stopIfRunningHere: (messageId: string) => Promise<MessageDto | null>) {
       nsp.on('assistant:stop', (messageId: string, ack: (m: MessageDto | null) => void) => {

@@ -6,6 +6,8 @@ import type { ClientToServerEvents, MessageDto, ServerToClientEvents } from '../
 export interface InterServerEvents {
   /** Stop a reply if it runs on this node; answered with the stopped message, or null. */
   'assistant:stop': (messageId: string, ack: (message: MessageDto | null) => void) => void;
+  /** Which replies run on this node (the sweeper of interrupted replies asks before it ends one). */
+  'assistant:running': (ack: (messageIds: string[]) => void) => void;
 }
 
 export interface SocketData {

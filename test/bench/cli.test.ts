@@ -17,6 +17,7 @@ const CLIS = [
   { script: 'bench/memory/run.ts', usage: 'Usage: npm run bench:memory' },
   { script: 'bench/jwt-verify.ts', usage: 'Usage: npm run bench:jwt' },
   { script: 'bench/loadtest/cli.ts', usage: 'Usage: npm run loadtest' },
+  { script: 'bench/faults.ts', usage: 'Usage: npm run bench:faults' },
 ];
 
 function run(script: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {

@@ -142,11 +142,12 @@ export interface ChildNode {
 
 /**
  * Runs `node src/server.ts` in a child process (the same Node 24 as the tests) with exactly `env`, and resolves
- * once its 'listening' log line gives the port. LOG_LEVEL must let info lines through.
+ * once its 'listening' log line gives the port. LOG_LEVEL must let info lines through. PORT defaults to 0 (a free
+ * port); a node restarted on the port it had keeps its address, as a replaced instance behind a balancer does.
  */
 export async function spawnNode(env: Env, timeoutMs = 30_000): Promise<ChildNode> {
   const cleanEnv = Object.fromEntries(
-    Object.entries({ PATH: process.env.PATH, LOG_LEVEL: 'info', REDIS_PREFIX, ...env, PORT: '0', HOST: '127.0.0.1' }).filter(
+    Object.entries({ PATH: process.env.PATH, LOG_LEVEL: 'info', REDIS_PREFIX, PORT: '0', HOST: '127.0.0.1', ...env }).filter(
       ([, v]) => v !== undefined,
     ),
   ) as NodeJS.ProcessEnv;
@@ -206,58 +207,4 @@ export async function eventually<T>(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
-}
-
-export interface TcpProxy {
-  /** `redis://127.0.0.1:<port>` when proxying Redis. */
-  url: string;
-  port: number;
-  /** An outage: every connection through the proxy is cut, and new ones are closed at once. */
-  cut(): void;
-  /** The end of the outage: new connections go through again. */
-  restore(): void;
-  close(): Promise<void>;
-}
-
-/**
- * A TCP proxy to a local service, for outages that concern one node only (its Redis goes away while the
- * real Redis, shared with every other test, stays up).
- */
-export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
-  const { createServer, connect } = await import('node:net');
-  let down = false;
-  const sockets = new Set<import('node:net').Socket>();
-  const server = createServer((client) => {
-    if (down) {
-      client.destroy();
-      return;
-    }
-    const upstream = connect(target.port, target.host);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => undefined);
-    }
-    client.pipe(upstream).pipe(client);
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as import('node:net').AddressInfo).port;
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    port,
-    cut() {
-      down = true;
-      for (const s of sockets) s.destroy();
-    },
-    restore() {
-      down = false;
-    },
-    close() {
-      down = true;
-      for (const s of sockets) s.destroy();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
-  };
 }

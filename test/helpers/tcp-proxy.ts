@@ -1,48 +1,103 @@
-// A TCP forwarder in front of PostgreSQL, so a test can take "the database" away and bring it back for one
-// gateway without touching the shared server: stop() cuts every connection and refuses new ones (as a
-// crashed or unreachable database does), start() listens again on the same port.
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
+// A TCP forwarder in front of PostgreSQL or Redis, so a test can take "the database" or "Redis" away from one
+// gateway node (each node gets proxies of its own) without touching the machine's shared servers:
+// - cut(): an outage. Every connection is closed and new ones are reset at once, as by a crashed or unreachable
+//   server, until restore().
+// - pause(): a hang. Connections stay open but no byte moves in either direction, and new connections are accepted
+//   but not forwarded: a server stopped (SIGSTOP) or a network that drops packets without telling anyone. Nothing
+//   is lost, as TCP loses nothing: restore() delivers what was held, as the peer's retransmissions would.
+// - restore(): back to forwarding.
+// The listening socket stays open throughout, so the port never changes and cannot be taken by someone else.
+import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
+
+export type ProxyState = 'up' | 'cut' | 'paused';
 
 export interface TcpProxy {
-  port: number;
-  /** Rewrites a connection string to go through the proxy. */
+  readonly port: number;
+  readonly state: ProxyState;
+  /** Connections open through the proxy now (held ones included). */
+  readonly connections: number;
+  /** The same URL with host and port pointing through the proxy (a postgres:// or redis:// connection string). */
   wrap(url: string): string;
-  stop(): Promise<void>;
-  start(): Promise<void>;
+  cut(): void;
+  pause(): void;
+  restore(): void;
+  close(): Promise<void>;
+}
+
+/** One client connection and its upstream; `held` keeps the bytes that arrived while paused, per direction. */
+interface Link {
+  client: Socket;
+  upstream?: Socket;
+  held: { toUpstream: Buffer[]; toClient: Buffer[] };
+  /** A side that closed while paused: the other side learns of it on restore, after the held bytes. */
+  closedWhilePaused: boolean;
 }
 
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
-  const sockets = new Set<Socket>();
-  let server: Server | undefined;
-  let port = 0;
+  let state: ProxyState = 'up';
+  const links = new Set<Link>();
 
-  const listen = () =>
-    new Promise<void>((resolve, reject) => {
-      const s = createServer((client) => {
-        const upstream = createConnection(target);
-        for (const sock of [client, upstream]) {
-          sockets.add(sock);
-          sock.on('close', () => sockets.delete(sock));
-          sock.on('error', () => {
-            client.destroy();
-            upstream.destroy();
-          });
-        }
-        client.pipe(upstream);
-        upstream.pipe(client);
-      });
-      s.once('error', reject);
-      s.listen(port, '127.0.0.1', () => {
-        port = (s.address() as { port: number }).port;
-        server = s;
-        resolve();
-      });
+  const drop = (link: Link) => {
+    links.delete(link);
+    link.client.destroy();
+    link.upstream?.destroy();
+  };
+
+  /** Forwards `from`'s bytes to `to` with backpressure; while paused, holds them (and stops reading). */
+  const forward = (link: Link, from: Socket, to: () => Socket | undefined, held: Buffer[]) => {
+    from.on('data', (chunk: Buffer) => {
+      const dest = to();
+      if (state === 'paused' || !dest || held.length > 0) {
+        held.push(chunk);
+        from.pause();
+        return;
+      }
+      if (!dest.write(chunk)) {
+        from.pause();
+        dest.once('drain', () => {
+          if (state === 'up') from.resume();
+        });
+      }
     });
+    from.on('error', () => undefined);
+    from.on('close', () => {
+      if (state === 'paused') link.closedWhilePaused = true;
+      else drop(link);
+    });
+  };
 
-  await listen();
+  const connectUpstream = (link: Link) => {
+    const upstream = createConnection(target);
+    link.upstream = upstream;
+    forward(link, upstream, () => link.client, link.held.toClient);
+  };
+
+  const server = createServer((client) => {
+    if (state === 'cut') {
+      client.on('error', () => undefined);
+      client.resetAndDestroy();
+      return;
+    }
+    const link: Link = { client, held: { toUpstream: [], toClient: [] }, closedWhilePaused: false };
+    links.add(link);
+    forward(link, client, () => link.upstream, link.held.toUpstream);
+    // A connection accepted during a hang is held: it reaches the server once the hang ends.
+    if (state === 'paused') client.pause();
+    else connectUpstream(link);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+
   return {
-    get port() {
-      return port;
+    port,
+    get state() {
+      return state;
+    },
+    get connections() {
+      return links.size;
     },
     wrap(url) {
       const u = new URL(url);
@@ -50,16 +105,42 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       u.port = String(port);
       return u.toString();
     },
-    async stop() {
-      const s = server;
-      server = undefined;
-      if (!s) return;
-      const closed = new Promise<void>((resolve) => s.close(() => resolve()));
-      for (const sock of sockets) sock.destroy();
-      await closed;
+    cut() {
+      state = 'cut';
+      for (const link of [...links]) drop(link);
     },
-    async start() {
-      if (!server) await listen();
+    pause() {
+      if (state === 'cut') return;
+      state = 'paused';
+      for (const link of links) {
+        link.client.pause();
+        link.upstream?.pause();
+      }
+    },
+    restore() {
+      const wasPaused = state === 'paused';
+      state = 'up';
+      if (!wasPaused) return;
+      for (const link of [...links]) {
+        if (!link.upstream) connectUpstream(link);
+        const upstream = link.upstream!;
+        for (const chunk of link.held.toUpstream.splice(0)) upstream.write(chunk);
+        for (const chunk of link.held.toClient.splice(0)) link.client.write(chunk);
+        if (link.closedWhilePaused) {
+          // The held bytes first, then the close, as the peer would have seen them.
+          links.delete(link);
+          link.client.end();
+          upstream.end();
+          continue;
+        }
+        link.client.resume();
+        upstream.resume();
+      }
+    },
+    close() {
+      state = 'cut';
+      for (const link of [...links]) drop(link);
+      return new Promise((resolve) => server.close(() => resolve()));
     },
   };
 }

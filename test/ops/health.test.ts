@@ -102,14 +102,14 @@ describe('while the database is unreachable', () => {
   });
 
   afterAll(async () => {
-    await proxy?.start();
+    proxy?.restore();
     await node?.close();
-    await proxy?.stop();
+    await proxy?.close();
   });
 
   it('readiness turns 503, and writes and reads answer 503 UNAVAILABLE instead of hanging or 500', async () => {
     const client = api(node.url, node.tokenFor('outage-user'));
-    await proxy.stop();
+    proxy.cut();
 
     // Readiness answers from the node's own watch of the database, which notices within a ping or two.
     const ready = await readyzBecomes(node.url, 503);
@@ -142,7 +142,7 @@ describe('while the database is unreachable', () => {
 
   it('recovers by itself when the database is back: ready again, and the retried write is stored once', async () => {
     const client = api(node.url, node.tokenFor('outage-user'));
-    await proxy.start();
+    proxy.restore();
     let status = 0;
     for (let i = 0; i < 100 && status !== 200; i++) {
       status = (await api(node.url).get('/readyz')).status;

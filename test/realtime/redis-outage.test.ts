@@ -3,7 +3,8 @@
 // returns, cross-node delivery resumes by itself and tabs repair what they missed with history:get { after }.
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import type { MessageDto } from '../../src/shared/events.ts';
-import { eventually, startCluster, startTcpProxy, type Cluster, type ClusterNode, type TcpProxy } from '../helpers/cluster.ts';
+import { eventually, REDIS_URL, startCluster, type Cluster, type ClusterNode } from '../helpers/cluster.ts';
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 import { closeAllTabs, connectTab } from '../helpers/sockets.ts';
 
 let cluster: Cluster;
@@ -14,13 +15,11 @@ let A: ClusterNode;
 let B: ClusterNode;
 
 beforeAll(async () => {
-  proxy = await startTcpProxy({
-    host: '127.0.0.1',
-    port: Number(new URL(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379').port || 6379),
-  });
+  const redis = new URL(REDIS_URL);
+  proxy = await startTcpProxy({ host: redis.hostname, port: Number(redis.port || 6379) });
   cluster = await startCluster({ nodes: 1, env: { ASSISTANT: 'none' } });
   B = cluster.nodes[0]!;
-  A = await cluster.addNode({ REDIS_URL: proxy.url });
+  A = await cluster.addNode({ REDIS_URL: proxy.wrap(REDIS_URL) });
 });
 afterEach(() => closeAllTabs());
 afterAll(async () => {
