@@ -111,11 +111,11 @@ interface MessageRow {
  *    node's (or ran on a node whose clock is behind) commits the later seqs with the earlier time. Clients order
  *    versions of a conversation by updatedAt (and take a message's createdAt as its conversation's updatedAt when
  *    that is later): a time going back would leave their lists on a stale lastSeq for good.
- * 2. new_users → active_users → created: owners (in id order), and conversations of appends that start one (seq 1,
- *    and 2 for the reply stored with it) — but only for a user made just now, or not erased since the sender's
- *    token was issued (an append may have been in flight when its user was erased). Locking the user's row makes
- *    the check wait for an erasure in progress, after which PostgreSQL reads the row again and sees it. Appends
- *    whose new conversation was not created are not written.
+ * 2. users → created: owners (in id order), and conversations of appends that start one (seq 1, and 2 for the
+ *    reply stored with it) — but only for a user not erased since the sender's token was issued (an append may have
+ *    been in flight when its user was erased). The owners are upserted, not only inserted: an upsert waits for an
+ *    erasure (or another batch making the same user) in progress and then returns the row as it is now, which
+ *    this statement could not otherwise see. Appends whose new conversation was not created are not written.
  * 3. inserted: one multi-row insert; an existing conversation's k-th append takes seq (last_seq before) + k.
  *    Appends whose conversation was not bumped (missing, or not the user's) are not written.
  * It returns the bumped rows, with how many appends each took (n), and the created conversations' ids, or one row
@@ -124,7 +124,7 @@ interface MessageRow {
  * of running nodes have prepared (PostgreSQL refuses it: "cached plan must not change result type").
  */
 const APPEND = preparedStatement(
-  'chat_append_batch_v6',
+  'chat_append_batch_v7',
   `with rows as (
     select * from jsonb_to_recordset($4::jsonb) as m(id uuid, conversation_id uuid, user_id varchar, place bigint, is_new boolean,
            role text, status text, content text, metadata jsonb, client_message_id varchar)
@@ -142,19 +142,15 @@ const APPEND = preparedStatement(
   ), starts as (
     select * from jsonb_to_recordset($3::jsonb) as v(id uuid, user_id varchar, title varchar, n bigint, issued_at timestamptz)
     where not exists (select from repeated)
-  ), new_users as (
-    insert into users (id, created_at)
+  ), owners as (
+    insert into users as u (id, created_at)
     select distinct v.user_id, $2::timestamptz from starts v order by 1
-    on conflict (id) do nothing
-    returning id
-  ), active_users as (
-    select v.id as conversation_id from starts v join users u on u.id = v.user_id
-    where ${activeFor('v.issued_at')}
-    for share of u
+    on conflict (id) do update set id = u.id
+    returning u.id, u.erased_at
   ), created as (
     insert into conversations (id, user_id, title, last_seq, created_at, updated_at)
-    select v.id, v.user_id, v.title, v.n, $2::timestamptz, $2::timestamptz from starts v
-    where v.user_id in (select id from new_users) or v.id in (select conversation_id from active_users)
+    select v.id, v.user_id, v.title, v.n, $2::timestamptz, $2::timestamptz from starts v join owners u on u.id = v.user_id
+    where ${activeFor('v.issued_at')}
     returning id
   ), inserted as (
     insert into messages (id, conversation_id, user_id, seq, role, status, content, metadata, client_message_id, created_at, updated_at)

@@ -48,7 +48,9 @@ export function serveChatNamespace(nsp: ChatNamespace, o: ChatNamespaceOptions) 
       socket.data.userId = identity.userId;
       socket.data.exp = identity.exp;
       socket.data.issuedAt = identity.issuedAt;
-      socket.data.client = o.clientInfo(socket.request);
+      // The connection's HTTP request is let go once its first socket is in (idle-socket.ts): a further socket on
+      // the same connection (a client multiplexing several) records no client metadata.
+      socket.data.client = socket.request ? o.clientInfo(socket.request) : undefined;
       socket.join(room);
       next();
     } catch (err) {

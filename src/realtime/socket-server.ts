@@ -111,13 +111,17 @@ interface EngineClient {
 }
 
 /**
- * Refuses a socket, then closes its connection once the refusal is sent: a refused client has nothing more to do
- * here, and an open connection would hold a slot of the node until the heartbeat ends it (45 s).
+ * Refuses a socket, then closes its connection once the refusal is sent, unless the connection carries other
+ * sockets that were accepted: a refused client has nothing more to do here, and an open connection would hold a
+ * slot of the node until the heartbeat ends it (45 s).
  */
-export function refuse(socket: { conn: { close(): void } }, next: (err?: Error) => void, err: Error): void {
+export function refuse(socket: { conn: { close(): void }; client: object }, next: (err?: Error) => void, err: Error): void {
   next(err);
-  // Socket.IO sends the refusal on the next tick; closing waits for what is buffered to be written.
-  setImmediate(() => socket.conn.close());
+  // Socket.IO sends the refusal on the next tick; closing waits for what is buffered to be written. The client's
+  // map of its connected sockets is not in Socket.IO's typings.
+  setImmediate(() => {
+    if ((socket.client as { sockets?: Map<string, unknown> }).sockets?.size === 0) socket.conn.close();
+  });
 }
 
 /** A refused handshake: the client gets `connect_error` with `err.data.code`. */

@@ -74,13 +74,12 @@ export function refusingErased(verify: TokenVerifier, users: Pick<UserService, '
  */
 export async function ensureUser(em: Em, actor: Actor): Promise<void> {
   const issued = issuedAtParam(actor.issuedAt);
-  await em.execute('insert into users (id, created_at) values (?, now()) on conflict (id) do nothing', [actor.userId]);
-  // The lock waits for an erasure in progress, and PostgreSQL then reads the row again: an erasure that committed
-  // meanwhile is seen, whatever this transaction saw before.
-  const rows = await em.execute<{ id: string }[]>(`select u.id from users u where u.id = ? and ${activeFor('?::timestamptz')} for share`, [
-    actor.userId,
-    issued,
-    issued,
-  ]);
-  if (rows.length === 0) throw erasedAccount();
+  // An upsert, not an insert: it waits for an erasure in progress and returns the row as it is after it, which a
+  // plain read of this transaction could not see.
+  const rows = await em.execute<{ id: string }[]>(
+    `insert into users as u (id, created_at) values (?, now()) on conflict (id) do update set id = u.id
+     returning u.id, ${activeFor('?::timestamptz')} as active`,
+    [actor.userId, issued, issued],
+  );
+  if (!(rows[0] as { active?: boolean } | undefined)?.active) throw erasedAccount();
 }

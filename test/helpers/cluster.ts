@@ -69,6 +69,10 @@ export function clusterEnv(overrides: Env = {}): Env {
     ASSISTANT: 'echo',
     ASSISTANT_DELAY_MS: '1',
     SEND_RATE_LIMIT: '10000',
+    // Many tabs from one address, and many reads and writes by one user: the limits have tests of their own.
+    HANDSHAKE_RATE_LIMIT: '100000',
+    READ_RATE_LIMIT: '100000',
+    WRITE_RATE_LIMIT: '100000',
     SEND_RATE_WINDOW_S: '60',
     // Two nodes per file, two files at a time, other suites alongside: stay well under max_connections.
     DB_POOL_MAX: '6',

@@ -88,6 +88,10 @@ export async function startFaultCluster(o: FaultClusterOptions = {}): Promise<Fa
     ASSISTANT: 'echo',
     ASSISTANT_DELAY_MS: String(ECHO_DELAY_MS),
     SEND_RATE_LIMIT: '100000',
+    // Many tabs from one address, and many reads and writes by one user: the limits have tests of their own.
+    HANDSHAKE_RATE_LIMIT: '100000',
+    READ_RATE_LIMIT: '100000',
+    WRITE_RATE_LIMIT: '100000',
     SEND_RATE_WINDOW_S: '60',
     // Three nodes per file, two files at a time, on a PostgreSQL other work shares.
     DB_POOL_MAX: '4',

@@ -43,6 +43,10 @@ export function baseEnv(overrides: Env = {}): Env {
     SHUTDOWN_TIMEOUT_MS: '5000',
     // Tests post many messages as one user; the rate limit has its own test with a small value.
     SEND_RATE_LIMIT: '100000',
+    // Many tabs from one address, and many reads and writes by one user: the limits have tests of their own.
+    HANDSHAKE_RATE_LIMIT: '100000',
+    READ_RATE_LIMIT: '100000',
+    WRITE_RATE_LIMIT: '100000',
     ...overrides,
   };
 }

@@ -1,10 +1,11 @@
 // Isolation on every REST route (another user's things are NOT_FOUND, exactly like missing ones), and
 // what deletion really removes from PostgreSQL: a conversation takes its messages, a user takes everything.
 import { randomUUID } from 'node:crypto';
+import jwt from 'jsonwebtoken';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { api, createConversation, expectError, postMessage, type Api } from '../helpers/api.ts';
 import type { TestDatabase } from '../helpers/db.ts';
-import { gatewayOnFreshDatabase, type StartedGateway } from '../helpers/gateway.ts';
+import { gatewayOnFreshDatabase, TEST_SECRET, type StartedGateway } from '../helpers/gateway.ts';
 
 let db: TestDatabase;
 let gw: StartedGateway;
@@ -118,7 +119,8 @@ describe('DELETE /api/me', () => {
     const res = await dave.delete('/api/me');
     expect(res.status).toBe(204);
 
-    expect(await count(`select count(*) as n from users where id = 'erase-dave'`, [])).toBe(0);
+    // The row stays only as a tombstone saying when: it refuses older tokens (test/http/erasure.test.ts).
+    expect(await count(`select count(*) as n from users where id = 'erase-dave' and erased_at is null`, [])).toBe(0);
     expect(await count(`select count(*) as n from conversations where user_id = 'erase-dave'`, [])).toBe(0);
     expect(await count(`select count(*) as n from messages where user_id = 'erase-dave'`, [])).toBe(0);
     expect(await count('select count(*) as n from messages where conversation_id = any($1::uuid[])', [[d1.id, d2.id]])).toBe(0);
@@ -126,13 +128,17 @@ describe('DELETE /api/me', () => {
     expect(await count(`select count(*) as n from users where id = 'erase-erin'`, [])).toBe(1);
     expect(await count(`select count(*) as n from messages where user_id = 'erase-erin'`, [])).toBe(1);
 
-    // What a client then sees: nothing left; erasing again is harmless.
-    expect((await dave.get('/api/conversations')).body).toEqual({ conversations: [], nextCursor: null });
-    expectError(await dave.get(`/api/conversations/${d1.id}`), 404, 'NOT_FOUND');
-    expect((await dave.delete('/api/me')).status).toBe(204);
-    // The erased user's clientMessageId is free again: a new message is stored, not "found".
-    const again = await createConversation(dave, 'fresh start');
-    const m = await postMessage(dave, again.id, 'new life', 'dave-cm-1');
+    // The token it was erased with is refused from then on, erasing again included.
+    expectError(await dave.get('/api/conversations'), 401, 'UNAUTHORIZED');
+    expectError(await dave.delete('/api/me'), 401, 'UNAUTHORIZED');
+    // A token issued afterwards finds nothing left, and the erased user's clientMessageId is free again.
+    const [{ erased_at }] = await db.query<{ erased_at: Date }>(`select erased_at from users where id = 'erase-dave'`);
+    const iat = Math.ceil(erased_at.getTime() / 1000) + 1;
+    const reborn = api(gw.url, jwt.sign({ sub: 'erase-dave', iat, exp: iat + 3600 }, TEST_SECRET, { algorithm: 'HS256' }));
+    expect((await reborn.get('/api/conversations')).body).toEqual({ conversations: [], nextCursor: null });
+    expectError(await reborn.get(`/api/conversations/${d1.id}`), 404, 'NOT_FOUND');
+    const again = await createConversation(reborn, 'fresh start');
+    const m = await postMessage(reborn, again.id, 'new life', 'dave-cm-1');
     expect(m.seq).toBe(1);
   });
 });

@@ -266,7 +266,11 @@ describe('writes over REST reach the tabs on both nodes', () => {
     const res = await http(A, token, 'DELETE', '/api/me');
     expect(res.status).toBe(204);
     for (const tab of [onA, onB, extraB]) expect(await tab.disconnected()).toBe('io server disconnect');
-    const rows = await cluster.db.query('select 1 from users where id = $1 union all select 1 from messages where user_id = $1', [user]);
+    // The user's row stays only as a tombstone (erased_at set).
+    const rows = await cluster.db.query(
+      'select 1 from users where id = $1 and erased_at is null union all select 1 from conversations where user_id = $1 union all select 1 from messages where user_id = $1',
+      [user],
+    );
     expect(rows).toEqual([]);
     // The bystander's tabs still work on both nodes.
     const barrier = await others.onB.ok('conversation:create', { title: 'still here' });
