@@ -36,6 +36,8 @@ const EnvSchema = z.object({
   OPENAI_API_KEY: z.string().optional(),
   OPENAI_MODEL: z.string().default('gpt-4o-mini'),
   MAX_MESSAGE_CHARS: int(10_000, 1),
+  // What the node may hold for one client connection that does not take what it is sent (realtime/backpressure.ts).
+  MAX_BUFFERED_BYTES: int(1024 * 1024, 1024),
   MIGRATE_ON_START: bool.default(true),
   METRICS_TOKEN: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -82,6 +84,8 @@ export interface GatewayConfig {
     openai: { baseUrl: string; apiKey?: string; model: string };
   };
   maxMessageChars: number;
+  /** What one client connection may have waiting to be sent: past half its deltas are skipped, past it (5 s) or twice it, it is cut. */
+  maxBufferedBytes: number;
   migrateOnStart: boolean;
   metricsToken?: string;
   logLevel: Env['LOG_LEVEL'];
@@ -146,6 +150,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, makeDemoSecret?
       openai: { baseUrl: e.OPENAI_BASE_URL, apiKey: e.OPENAI_API_KEY, model: e.OPENAI_MODEL },
     },
     maxMessageChars: e.MAX_MESSAGE_CHARS,
+    maxBufferedBytes: e.MAX_BUFFERED_BYTES,
     migrateOnStart: e.MIGRATE_ON_START,
     metricsToken: e.METRICS_TOKEN,
     logLevel: e.LOG_LEVEL,
