@@ -153,6 +153,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     log,
     maxMessageChars,
     metricsToken: config.metricsToken,
+    corsOrigins: config.corsOrigins,
     readiness,
     inflight: httpInflight,
   });
