@@ -91,6 +91,8 @@ const EnvSchema = z.object({
   MCP_TOKEN_SECRET: z.string().optional(),
   MCP_TOOLS_CACHE_MS: int(60_000, 0),
   MAX_MESSAGE_CHARS: int(10_000, 1),
+  // What the node may hold for one client connection that does not take what it is sent (realtime/backpressure.ts).
+  MAX_BUFFERED_BYTES: int(1024 * 1024, 1024),
   MIGRATE_ON_START: bool.default(true),
   METRICS_TOKEN: z.string().min(1).optional(),
   AUDIT_LOG: z.string().min(1).optional(),
@@ -172,6 +174,8 @@ export interface GatewayConfig {
     toolsCacheMs: number;
   };
   maxMessageChars: number;
+  /** What one client connection may have waiting to be sent: past half its deltas are skipped, past it (5 s) or twice it, it is cut. */
+  maxBufferedBytes: number;
   migrateOnStart: boolean;
   metricsToken?: string;
   logLevel: Env['LOG_LEVEL'];
@@ -277,6 +281,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, makeDemoSecret?
     },
     mcp,
     maxMessageChars: e.MAX_MESSAGE_CHARS,
+    maxBufferedBytes: e.MAX_BUFFERED_BYTES,
     migrateOnStart: e.MIGRATE_ON_START,
     metricsToken: e.METRICS_TOKEN,
     logLevel: e.LOG_LEVEL,

@@ -31,6 +31,7 @@ import { createMessageService, DEFAULT_BATCHING, type MessageService } from './m
 import { createAudit } from './observability/audit.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
+import { watchBackpressure } from './realtime/backpressure.ts';
 import { serveChatNamespace } from './realtime/chat-namespace.ts';
 import { createFanout, type Fanout } from './realtime/fanout.ts';
 import { createRedisClients } from './realtime/redis.ts';
@@ -180,6 +181,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     log,
     maxMessageChars,
     metricsToken: config.metricsToken,
+    corsOrigins: config.corsOrigins,
     readiness,
     inflight: httpInflight,
     trustedProxies: config.trustedProxies,
@@ -202,6 +204,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     metrics,
     log,
   });
+  const backpressure = watchBackpressure(sockets.nsp, { maxBufferedBytes: config.maxBufferedBytes, metrics, log });
   const httpServer = createServer(app);
   sockets.attach(httpServer);
   assistant.startSweeper();
@@ -236,6 +239,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     // A client that stopped reading never answers the WebSocket close: what has not closed by the deadline is cut.
     await waitAtMost(sockets.close(), left(deadline) / 2);
     sockets.terminate();
+    backpressure.stop();
     httpServer.closeAllConnections();
     await waitAtMost(redis?.close() ?? Promise.resolve(), left(deadline) / 2);
     // Bounded: a pool still opening its first connection, or one whose server hangs, can keep close() waiting.

@@ -6,6 +6,7 @@ import type { AuthConfig } from '../auth/keys.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { requestIdFrom, withRequest } from '../observability/request-context.ts';
+import { apiCors } from './cors.ts';
 import { errorHandler, notFoundRoute } from './errors.ts';
 import { opsRoutes, type Readiness } from './ops.routes.ts';
 import { staticRoutes } from './static.routes.ts';
@@ -25,6 +26,8 @@ export interface HttpAppOptions {
   log: Logger;
   maxMessageChars: number;
   metricsToken?: string;
+  /** Page origins whose scripts may call /api (CORS_ORIGINS). */
+  corsOrigins?: string[];
   readiness: () => Readiness;
   /** Requests in progress, so shutdown can let them finish. */
   inflight: { count: number };
@@ -43,6 +46,8 @@ export function createHttpApp(o: HttpAppOptions): Express {
     withRequest({ requestId, door: 'rest' }, next);
   });
   app.use(requestMetrics(o.metrics, o.inflight));
+  // Before the body parser and the token check: their refusals (413, 401) must reach a listed page readable too.
+  app.use('/api', apiCors(o.corsOrigins));
 
   // A message is at most maxMessageChars code points; an encoder that escapes all non-ASCII (Python's json)
   // spends 12 bytes on one (a surrogate pair as \\uXXXX\\uXXXX). Plus the other fields.

@@ -57,6 +57,12 @@ export function createMetrics(nodeId: string) {
         this.set(socketCount());
       },
     }),
+    slowConsumers: new Counter({
+      name: 'chat_slow_consumers_total',
+      help: 'Connections whose client did not take what it was sent: deltas skipped (once per episode) or disconnected',
+      labelNames: ['action'] as const,
+      registers: [registry],
+    }),
     socketEvents: new Counter({
       name: 'chat_socket_events_total',
       help: 'Client events by name and outcome (ok or error code)',

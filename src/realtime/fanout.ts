@@ -3,6 +3,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { Broadcast } from '../shared/broadcast.ts';
 import { userRoom, type MessageDto, type SyncRequired } from '../shared/events.ts';
 import { withTimeout } from '../shared/time-bounds.ts';
+import { CONGESTED_ROOM } from './backpressure.ts';
 import type { RedisClients } from './redis.ts';
 import { REMOTE_STOP_TIMEOUT_MS } from './socket-server.ts';
 import type { ChatNamespace } from './types.ts';
@@ -47,7 +48,12 @@ export function createFanout(nsp: ChatNamespace, o: { redis?: RedisClients; sync
     /** Sends committed changes to every tab of their user, on every node. */
     publish(broadcasts: Broadcast[]) {
       for (const b of broadcasts) {
-        (nsp.to(userRoom(b.userId)).emit as (event: string, payload: unknown) => boolean)(b.event, b.payload);
+        const tabs = nsp.to(userRoom(b.userId));
+        // A tab whose connection is congested (it is not taking what it is sent) misses deltas rather than have the
+        // node hold them; it takes the whole text from message:updated or history, as after any gap. Each node
+        // judges its own sockets.
+        const to = b.event === 'message:delta' ? tabs.except(CONGESTED_ROOM) : tabs;
+        (to.emit as (event: string, payload: unknown) => boolean)(b.event, b.payload);
       }
     },
     /** Closes every socket of a user, on every node (after erasure). */
