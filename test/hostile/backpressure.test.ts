@@ -32,6 +32,8 @@ beforeAll(async () => {
       // The flood must meet only the bound under test, never a rate limit.
       SEND_RATE_LIMIT: '1000000',
       SEND_RATE_WINDOW_S: '1',
+      // A flood of commands in flight at once from one socket, which the in-flight cap would otherwise refuse.
+      MAX_INFLIGHT_PER_SOCKET: '100000',
     },
   });
   node = cluster.nodes[0]!;
