@@ -122,7 +122,12 @@ export function createAssistant(deps: AssistantDeps) {
   }
 
   async function context(userId: string, reply: MessageDto): Promise<ChatTurn[]> {
-    const page = await deps.messages.history(userId, reply.conversationId, { before: reply.seq, limit: settings.contextMessages });
+    const page = await deps.messages.history(
+      userId,
+      reply.conversationId,
+      { before: reply.seq, limit: settings.contextMessages },
+      { audited: false },
+    );
     return page.messages.filter((m) => m.content.length > 0).map((m) => ({ role: m.role, content: m.content }));
   }
 

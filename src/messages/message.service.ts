@@ -91,7 +91,7 @@ export function createMessageService({
    * Latest `limit` messages, or `limit` older than `before`, or the first `limit` newer than `after`,
    * always in ascending seq. `hasMore` says whether more exist in the direction of travel.
    */
-  async function history(userId: string, conversationId: string, query: HistoryQuery) {
+  async function history(userId: string, conversationId: string, query: HistoryQuery, o: { audited?: boolean } = {}) {
     const forward = query.after !== undefined;
     const bounds: string[] = [];
     const params: unknown[] = [];
@@ -123,7 +123,8 @@ export function createMessageService({
     const hasMore = page.length > query.limit;
     const messages = page.slice(0, query.limit).map(messageFromRow);
     if (!forward) messages.reverse();
-    audit({ userId, op: 'message.history', outcome: 'ok', conversationId, count: messages.length });
+    // The gateway's own reads (an assistant reply's context) are not the user's: they are not audited as theirs.
+    if (o.audited !== false) audit({ userId, op: 'message.history', outcome: 'ok', conversationId, count: messages.length });
     return { conversation: conversationFromRow(rows[0]!, 'c_'), messages, hasMore };
   }
 
