@@ -247,6 +247,8 @@ Environment
 
 The gateway must allow the offered rate per user: start it with SEND_RATE_LIMIT above
 rate / users × SEND_RATE_WINDOW_S (with headroom), else sends are refused with RATE_LIMITED (counted, not lost).
+Every tab connects from this machine's address: start the gateway with HANDSHAKE_RATE_LIMIT above the number of
+tabs (the default, 60 per 10 s, is meant for one client), or run the load from several machines.
 
 Example (with JWT_SECRET exported as the gateway's)
   npm run loadtest -- --url http://127.0.0.1:3000,http://127.0.0.1:3001 --users 100 --rate 200 --duration 20
