@@ -150,7 +150,7 @@ describe('a batch of appends', () => {
       const rows = await node.gateway.orm.em
         .fork()
         .execute<{ runs: string }[]>(
-          "select generic_plans + custom_plans as runs from pg_prepared_statements where name = 'chat_append_batch_v7'",
+          "select generic_plans + custom_plans as runs from pg_prepared_statements where name = 'chat_append_batch_v8'",
         );
       return rows.map((r) => Number(r.runs));
     };
