@@ -5,7 +5,8 @@ import { erasedAccount } from '../users/user.service.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Broadcast, Outcome } from '../shared/broadcast.ts';
 import type { ConversationDto, MessageDto } from '../shared/events.ts';
-import { createAppendBatcher, replyKey, type BatcherOptions } from './append-batcher.ts';
+import { createAppendBatcher, type BatcherOptions } from './append-batcher.ts';
+import { replyKey } from './append-write.ts';
 import { messageFromRow, toMessageDto } from './message.dto.ts';
 import { MessageSchema, type MessageRole, type MessageStatus } from './message.entity.ts';
 
