@@ -14,6 +14,10 @@ const MAX_RECONNECT_DELAY_MS = 30_000;
 const STABLE_CONNECTION_MS = 10_000;
 const REFRESH_RETRY_MS = 5000;
 
+/** The longest a retry waits for the `retryAfterMs` of an `UNAVAILABLE`, whatever the gateway says. */
+const MAX_RETRY_AFTER_MS = 5_000;
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
 export class Connection {
   readonly socket: ChatSocket;
   private readonly events: Emitter<ChatClientEvents>;
@@ -109,14 +113,21 @@ export class Connection {
     return ack.data;
   }
 
-  /** A command retried while its outcome is unknown; only for idempotent ones (reads, sends with a clientMessageId). */
+  /**
+   * A command retried while its outcome is unknown, or while the gateway says to come back (`UNAVAILABLE`: a node
+   * shutting down, a database away, a write past its bound), after the `retryAfterMs` it gives. Only for idempotent
+   * commands (reads, sends with a clientMessageId).
+   */
   async retrying<K extends CommandName>(event: K, payload: CommandPayloads[K]): Promise<CommandResults[K]> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.command(event, payload);
       } catch (err) {
+        const later = err instanceof ChatError && err.code === 'UNAVAILABLE';
         // Re-emitting while disconnected is safe: socket.io-client buffers the packet until the next connect.
-        if (!(err instanceof ChatError) || !err.outcomeUnknown || attempt >= this.attempts || this.closedFlag) throw err;
+        if (!(err instanceof ChatError) || !(err.outcomeUnknown || later) || attempt >= this.attempts || this.closedFlag) throw err;
+        // A little jitter: tabs refused together (a node draining) do not all come back in the same millisecond.
+        if (later) await sleep(Math.min(err.retryAfterMs ?? 1000, MAX_RETRY_AFTER_MS) * (1 + Math.random() / 4));
       }
     }
   }

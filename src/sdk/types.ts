@@ -54,7 +54,10 @@ export interface ChatClientOptions {
   getToken?: () => string | Promise<string>;
   /** How long a command waits for its acknowledgement before failing with `TIMEOUT` (default 10 000). */
   ackTimeoutMs?: number;
-  /** How many times `send` (and `open`) try when no acknowledgement arrives (default 3). */
+  /**
+   * How many times `send` (and `open`) try when no acknowledgement arrives, or the gateway answers `UNAVAILABLE`
+   * (then after its `retryAfterMs`) (default 3). The same `clientMessageId` every time: a retry never duplicates.
+   */
   sendAttempts?: number;
   /** How long before the token's `exp` to renew it when `getToken` is given (default 30 000). */
   refreshBeforeMs?: number;
