@@ -7,9 +7,9 @@
 // `.ts` import specifiers rewritten to `.js` so that every consumer's module resolution finds them.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildWidget } from './build-widget.ts';
 
@@ -19,14 +19,38 @@ export type PackageName = (typeof PACKAGES)[number];
 
 export const packageDir = (name: PackageName) => join(ROOT, 'packages', name);
 
-/** Builds one package's dist/ from scratch; resolves with the files written, relative to the package. */
+/**
+ * Builds one package's dist/; resolves with its files, relative to the package. Built aside, then moved in file by
+ * file (each rename is atomic) and what the build no longer makes removed: a process reading dist/ meanwhile (`npm
+ * pack`, a Vite build, a second build running at the same time) never sees it missing or a file half written.
+ */
 export async function buildPackage(name: PackageName): Promise<string[]> {
   const dir = packageDir(name);
-  await rm(join(dir, 'dist'), { recursive: true, force: true });
+  const staging = await mkdtemp(join(dir, '.build-'));
+  try {
+    await buildInto(name, staging);
+    await rewriteSpecifiers(join(staging, 'types'));
+    const built = (await listFiles(staging)).map((f) => f.slice(staging.length + 1));
+    for (const file of built) {
+      await mkdir(dirname(join(dir, 'dist', file)), { recursive: true });
+      await rename(join(staging, file), join(dir, 'dist', file));
+    }
+    const kept = new Set(built);
+    for (const file of await listFiles(join(dir, 'dist'))) {
+      if (!kept.has(file.slice(join(dir, 'dist').length + 1))) await rm(file, { force: true });
+    }
+    return built.map((f) => `dist/${f}`);
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+}
+
+async function buildInto(name: PackageName, out: string): Promise<void> {
+  const dir = packageDir(name);
   if (name === 'sdk') {
     await bundle({
       entry: 'src/sdk/index.ts',
-      outfile: join(dir, 'dist/index.js'),
+      outfile: join(out, 'index.js'),
       // A dependency, not bundled: an app that also uses socket.io-client gets one copy, and its fixes arrive with
       // the app's own updates.
       external: ['socket.io-client'],
@@ -34,15 +58,13 @@ export async function buildPackage(name: PackageName): Promise<string[]> {
   } else if (name === 'widget') {
     // The very bundle the gateway serves at /widget/chat-widget.js (same entry, same options): self-contained, so
     // that one <script type="module"> from any host or CDN is enough.
-    await buildWidget({ outdir: join(dir, 'dist'), entryPoints: { 'chat-widget': 'src/widget/index.ts' } });
+    await buildWidget({ outdir: out, entryPoints: { 'chat-widget': 'src/widget/index.ts' } });
   } else {
     // Its declarations name the SDK's types: those of the SDK package, built first when missing.
     if (!existsSync(join(packageDir('sdk'), 'dist/types/sdk/index.d.ts'))) await buildPackage('sdk');
-    await bundle({ entry: 'packages/react/src/index.ts', outfile: join(dir, 'dist/index.js'), external: ['react', '@chat-gateway/sdk'] });
+    await bundle({ entry: 'packages/react/src/index.ts', outfile: join(out, 'index.js'), external: ['react', '@chat-gateway/sdk'] });
   }
-  emitDeclarations(join(dir, name === 'react' ? 'tsconfig.build.json' : 'tsconfig.json'));
-  await rewriteSpecifiers(join(dir, 'dist/types'));
-  return (await listFiles(join(dir, 'dist'))).map((f) => f.slice(dir.length + 1));
+  emitDeclarations(join(dir, name === 'react' ? 'tsconfig.build.json' : 'tsconfig.json'), join(out, 'types'));
 }
 
 async function bundle(o: { entry: string; outfile: string; external: string[] }): Promise<void> {
@@ -66,9 +88,9 @@ async function bundle(o: { entry: string; outfile: string; external: string[] })
   });
 }
 
-function emitDeclarations(project: string): void {
+function emitDeclarations(project: string, outDir: string): void {
   const tsc = join(createRequire(import.meta.url).resolve('typescript/package.json'), '../bin/tsc');
-  const run = spawnSync(process.execPath, [tsc, '-p', project], { cwd: ROOT, encoding: 'utf8' });
+  const run = spawnSync(process.execPath, [tsc, '-p', project, '--outDir', outDir], { cwd: ROOT, encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`tsc -p ${project} failed:\n${run.stdout}${run.stderr}`);
 }
 
