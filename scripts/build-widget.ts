@@ -11,9 +11,14 @@ import type { Metafile } from 'esbuild';
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 export const WIDGET_OUTDIR = `${ROOT}public/dist`;
 
+/** What the gateway serves under /widget/: the element's bundle and the demo page's script. */
+export const WIDGET_ENTRIES: Record<string, string> = { 'chat-widget': 'src/widget/index.ts', demo: 'src/widget/demo-page.ts' };
+
 export interface BuildWidgetOptions {
   outdir?: string;
   minify?: boolean;
+  /** Output name → source, relative to the repository (default WIDGET_ENTRIES). */
+  entryPoints?: Record<string, string>;
 }
 
 /** Bundles the widget and the demo page script; resolves with the output files and their sizes in bytes. */
@@ -24,7 +29,7 @@ export async function buildWidget(options: BuildWidgetOptions = {}): Promise<{ f
   // file: a server (or a parallel test file building too) never reads a half-written bundle.
   const staging = await mkdtemp(join(dirname(outdir), '.widget-build-'));
   try {
-    const result = await buildInto(staging, options.minify ?? true);
+    const result = await buildInto(staging, options.minify ?? true, options.entryPoints ?? WIDGET_ENTRIES);
     for (const file of await readdir(staging)) await rename(join(staging, file), join(outdir, file));
     return outputsOf(result, outdir);
   } finally {
@@ -32,12 +37,12 @@ export async function buildWidget(options: BuildWidgetOptions = {}): Promise<{ f
   }
 }
 
-async function buildInto(outdir: string, minify: boolean): Promise<Metafile> {
+async function buildInto(outdir: string, minify: boolean, entryPoints: Record<string, string>): Promise<Metafile> {
   // Imported here: an install without dev dependencies can still start with a bundle built beforehand.
   const { build } = await import('esbuild');
   const result = await build({
     absWorkingDir: ROOT,
-    entryPoints: { 'chat-widget': 'src/widget/index.ts', demo: 'src/widget/demo-page.ts' },
+    entryPoints,
     outdir,
     bundle: true,
     // An ES module: `<script type="module" src=".../widget/chat-widget.js">`; the gateway serves it with CORS

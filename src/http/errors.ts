@@ -13,6 +13,8 @@ export const HTTP_STATUS: Record<Code, number> = {
   PAYLOAD_TOO_LARGE: 413,
   RATE_LIMITED: 429,
   TOO_MANY_CONNECTIONS: 429,
+  // Handshake only, like TOO_MANY_CONNECTIONS: REST routes never answer it.
+  UNSUPPORTED_PROTOCOL: 400,
   INTERNAL: 500,
   UNAVAILABLE: 503,
   TIMEOUT: 504,

@@ -91,7 +91,7 @@ export function createMetrics(nodeId: string) {
     }),
     handshakesRefused: new Counter({
       name: 'chat_handshakes_refused_total',
-      help: 'Refused connections by reason: origin, rate_limited, unauthorized, token_expired, too_many_connections, namespace',
+      help: 'Refused connections by reason: origin, rate_limited, unauthorized, token_expired, too_many_connections, unsupported_protocol, namespace',
       labelNames: ['reason'] as const,
       registers: [registry],
     }),

@@ -4,7 +4,7 @@ import type { ClientInfo } from '../chat/send-message.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { GatewayError } from '../shared/errors.ts';
-import { userRoom } from '../shared/events.ts';
+import { PROTOCOL_VERSION, userRoom, type HandshakeAuth } from '../shared/events.ts';
 import { createDispatcher, type CommandDeps } from './handlers.ts';
 import { trimIdleSocket } from './idle-socket.ts';
 import { startExpirySweep } from './session.ts';
@@ -21,7 +21,22 @@ export interface ChatNamespaceOptions {
   log: Logger;
 }
 
-/** Namespace `/chat`: the handshake (token, socket cap), the user's room, and every command. */
+/**
+ * The protocol versions this gateway speaks (see PROTOCOL_VERSION). When a version 2 comes, a gateway that still
+ * serves version 1 clients lists both here for as long as they are about.
+ */
+export const SUPPORTED_PROTOCOLS: readonly number[] = [PROTOCOL_VERSION];
+
+/**
+ * The version a handshake asks for, or undefined when the gateway does not speak it. A client that names none was
+ * written before versions were sent, against version 1.
+ */
+export function protocolOf(auth: HandshakeAuth | undefined): number | undefined {
+  const asked = auth?.protocol ?? 1;
+  return SUPPORTED_PROTOCOLS.includes(asked) ? asked : undefined;
+}
+
+/** Namespace `/chat`: the handshake (protocol version, token, socket cap), the user's room, and every command. */
 export function serveChatNamespace(nsp: ChatNamespace, o: ChatNamespaceOptions) {
   const inflight = { count: 0 };
   const dispatch = createDispatcher({ ...o.commands, verifyToken: o.verifyToken, metrics: o.metrics, log: o.log, inflight });
@@ -30,7 +45,16 @@ export function serveChatNamespace(nsp: ChatNamespace, o: ChatNamespaceOptions) 
   o.metrics.countSockets(() => nsp.sockets.size);
 
   nsp.use(async (socket, next) => {
-    const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token ?? bearerToken(socket.handshake.headers.authorization);
+    const auth = socket.handshake.auth as HandshakeAuth | undefined;
+    // Before the token: a client of another version may not even send its token where this one looks, and it
+    // needs to learn that it must be updated, not that it is unauthorized.
+    if (protocolOf(auth) === undefined) {
+      const asked = JSON.stringify(auth?.protocol)?.slice(0, 20);
+      o.metrics.handshakesRefused.inc({ reason: 'unsupported_protocol' });
+      const message = `this gateway speaks protocol version ${SUPPORTED_PROTOCOLS.join(', ')}, not ${asked}: update the client`;
+      return refuse(socket, next, refusal({ code: 'UNSUPPORTED_PROTOCOL', supported: [...SUPPORTED_PROTOCOLS] }, message));
+    }
+    const token = (auth as { token?: unknown } | undefined)?.token ?? bearerToken(socket.handshake.headers.authorization);
     try {
       const identity = await o.verifyToken(token);
       // Counted on this node: the adapter's own room index, no map of ours to keep in step. The socket joins its

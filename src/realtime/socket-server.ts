@@ -124,9 +124,9 @@ export function refuse(socket: { conn: { close(): void }; client: object }, next
   });
 }
 
-/** A refused handshake: the client gets `connect_error` with `err.data.code`. */
-export function refusal(code: ConnectErrorData['code'], message: string): Error {
+/** A refused handshake: the client gets `connect_error` with `err.data` (its `code`, and what else it says). */
+export function refusal(data: ConnectErrorData['code'] | ConnectErrorData, message: string): Error {
   const err = new Error(message) as Error & { data: ConnectErrorData };
-  err.data = { code };
+  err.data = typeof data === 'string' ? ({ code: data } as ConnectErrorData) : data;
   return err;
 }

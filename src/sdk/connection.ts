@@ -3,7 +3,15 @@
  * acknowledgements. Knows nothing of conversations (see sync.ts).
  */
 import { io } from 'socket.io-client';
-import type { Ack, CommandName, CommandPayloads, CommandResults, ConnectErrorData } from '../shared/events.ts';
+import {
+  PROTOCOL_VERSION,
+  type Ack,
+  type CommandName,
+  type CommandPayloads,
+  type CommandResults,
+  type ConnectErrorData,
+  type HandshakeAuth,
+} from '../shared/events.ts';
 import type { Emitter } from './emitter.ts';
 import { ChatError, fromSocketError } from './errors.ts';
 import { jwtExp } from './token.ts';
@@ -147,18 +155,20 @@ export class Connection {
     this.events.emit('authExpired', { exp });
   }
 
-  private async handshakeAuth(): Promise<{ token?: string }> {
+  private async handshakeAuth(): Promise<HandshakeAuth> {
+    // The version this SDK speaks: a gateway that does not speak it refuses with UNSUPPORTED_PROTOCOL.
+    const protocol = PROTOCOL_VERSION;
     try {
       const token = this.getToken ? await this.getToken() : this.token;
       this.tokenFetchFailed = false;
       this.token = token;
       this.handshakeToken = token;
-      return token ? { token } : {};
+      return token ? { token, protocol } : { protocol };
     } catch (err) {
       // The handshake goes on without a token (and is refused); handleConnectError retries with backoff.
       this.tokenFetchFailed = true;
       this.report(new ChatError('UNAUTHORIZED', 'getToken failed', { cause: err }));
-      return {};
+      return { protocol };
     }
   }
 
@@ -188,6 +198,7 @@ export class Connection {
     if (this.closedFlag) return;
     // Still active: a transport failure (server down, Origin refused), which the manager retries by itself.
     if (this.socket.active) return this.setStatus(this.everConnected ? 'reconnecting' : 'connecting');
+    // UNSUPPORTED_PROTOCOL ends here, with no retry: only another version of this SDK can get in.
     const code = err.data?.code;
     if (code === 'TOKEN_EXPIRED') this.events.emit('authExpired', {});
     this.report(new ChatError(code ?? 'UNAUTHORIZED', err.message || 'connection refused', { cause: err }));

@@ -127,7 +127,22 @@ export const CHAT_NAMESPACE = '/chat';
 /** Room every socket of a user joins; the only way events are addressed. */
 export const userRoom = (userId: string) => `user:${userId}`;
 
-/** The connect_error `data` of a refused handshake. */
-export interface ConnectErrorData {
-  code: 'UNAUTHORIZED' | 'TOKEN_EXPIRED' | 'TOO_MANY_CONNECTIONS';
+/**
+ * The version of this contract. It changes only when a change would break a client written for the previous one
+ * (an event renamed or removed, a field's meaning changed); additions that old clients can ignore keep it. A client
+ * sends the version it speaks in the handshake's `auth.protocol`, and a gateway that does not speak it refuses the
+ * handshake with `UNSUPPORTED_PROTOCOL` instead of letting the client misread what follows.
+ */
+export const PROTOCOL_VERSION = 1;
+
+/** What a client sends in the handshake's `auth`: its token, and the protocol version it speaks (none: version 1). */
+export interface HandshakeAuth {
+  token?: string;
+  protocol?: number;
 }
+
+/** The connect_error `data` of a refused handshake. */
+export type ConnectErrorData =
+  | { code: 'UNAUTHORIZED' | 'TOKEN_EXPIRED' | 'TOO_MANY_CONNECTIONS' }
+  /** `supported`: the protocol versions this gateway speaks. */
+  | { code: 'UNSUPPORTED_PROTOCOL'; supported: number[] };

@@ -6,8 +6,13 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 
 const PACKAGES = [
-  { name: 'chromium', binary: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', folder: 'test/browser' },
-  { name: 'nginx-light', binary: process.env.NGINX_PATH ?? '/usr/sbin/nginx', folder: 'test/nginx' },
+  // The packages' script-tag checks and the React example run in Chromium too.
+  {
+    name: 'chromium',
+    binary: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    folders: ['test/browser', 'test/packages', 'test/examples'],
+  },
+  { name: 'nginx-light', binary: process.env.NGINX_PATH ?? '/usr/sbin/nginx', folders: ['test/nginx'] },
 ];
 
 /** The file filters given to `vitest run`; none means the whole suite. */
@@ -25,7 +30,7 @@ function wanted(folder: string): boolean {
 }
 
 export default function setup(): void {
-  const missing = PACKAGES.filter((p) => wanted(p.folder) && !existsSync(p.binary));
+  const missing = PACKAGES.filter((p) => p.folders.some(wanted) && !existsSync(p.binary));
   if (missing.length === 0) return;
   const names = missing.map((p) => p.name);
   if (process.getuid?.() !== 0) {
@@ -34,7 +39,9 @@ export default function setup(): void {
     );
     return;
   }
-  console.log(`\n[tests] installing ${names.join(' and ')} from Debian's packages (needed by ${missing.map((p) => p.folder).join(', ')})`);
+  console.log(
+    `\n[tests] installing ${names.join(' and ')} from Debian's packages (needed by ${missing.flatMap((p) => p.folders).join(', ')})`,
+  );
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
   execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...names], { stdio: 'inherit', env });
