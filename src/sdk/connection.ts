@@ -109,16 +109,37 @@ export class Connection {
     return ack.data;
   }
 
-  /** A command retried while its outcome is unknown; only for idempotent ones (reads, sends with a clientMessageId). */
+  /**
+   * A command retried while its outcome is unknown; only for idempotent ones (reads, sends with a clientMessageId).
+   * Each attempt waits for the connection while it is on its way back, so time spent offline uses up neither the
+   * acknowledgement's timeout nor the attempts: a message sent offline goes out once, when the socket is back.
+   */
   async retrying<K extends CommandName>(event: K, payload: CommandPayloads[K]): Promise<CommandResults[K]> {
     for (let attempt = 1; ; attempt++) {
+      await this.untilOnline();
       try {
         return await this.command(event, payload);
       } catch (err) {
-        // Re-emitting while disconnected is safe: socket.io-client buffers the packet until the next connect.
         if (!(err instanceof ChatError) || !err.outcomeUnknown || attempt >= this.attempts || this.closedFlag) throw err;
       }
     }
+  }
+
+  /**
+   * Resolves once the socket is connected, or at once when it is not coming back by itself (`disconnected`: the
+   * server refused or let it go, or the client was closed). Then the command goes out (socket.io-client buffers it
+   * until a connect) and its acknowledgement's timeout decides, as before.
+   */
+  private untilOnline(): Promise<void> {
+    const waiting = (s: ConnectionStatus) => s === 'connecting' || s === 'reconnecting';
+    if (this.socket.connected || !waiting(this.currentStatus)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const off = this.events.on('status', (s) => {
+        if (waiting(s)) return;
+        off();
+        resolve();
+      });
+    });
   }
 
   /** `auth:refresh` with `token`, also kept for later handshakes; reconnects first if the server let the socket go. */

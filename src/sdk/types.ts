@@ -54,7 +54,10 @@ export interface ChatClientOptions {
   getToken?: () => string | Promise<string>;
   /** How long a command waits for its acknowledgement before failing with `TIMEOUT` (default 10 000). */
   ackTimeoutMs?: number;
-  /** How many times `send` (and `open`) try when no acknowledgement arrives (default 3). */
+  /**
+   * How many times `send` (and `open`) try when no acknowledgement arrives (default 3). Only attempts made while
+   * connected count: one made while the connection is coming back waits for it first.
+   */
   sendAttempts?: number;
   /** How long before the token's `exp` to renew it when `getToken` is given (default 30 000). */
   refreshBeforeMs?: number;
