@@ -187,7 +187,7 @@ describe('two tabs of one user on two nodes', () => {
     expect(`Echo: ${content}`.startsWith(reply.text)).toBe(true);
     expect(reply.text.length).toBeLessThan(`Echo: ${content}`.length);
     expect(await widget(A).stop.isVisible()).toBe(false);
-    await expect.poll(() => widget(A).root.locator('li.msg[data-status="stopped"] .msg-meta').textContent()).toBe('Stopped');
+    await expect.poll(() => widget(A).root.locator('li.msg[data-status="stopped"] .note').textContent()).toBe('Stopped');
     // What the tabs show is what was stored.
     const { body } = await api(`/api/conversations/${conversationId}/messages`, alice);
     expect(body.messages.at(-1)).toMatchObject({ seq: 6, status: 'stopped', content: reply.text });
