@@ -116,7 +116,9 @@ export class Connection {
    */
   async retrying<K extends CommandName>(event: K, payload: CommandPayloads[K]): Promise<CommandResults[K]> {
     for (let attempt = 1; ; attempt++) {
-      await this.untilOnline();
+      // Awaited only when there is something to wait for: connected, the command goes out in this very call.
+      const offline = this.untilOnline();
+      if (offline) await offline;
       try {
         return await this.command(event, payload);
       } catch (err) {
@@ -126,13 +128,13 @@ export class Connection {
   }
 
   /**
-   * Resolves once the socket is connected, or at once when it is not coming back by itself (`disconnected`: the
-   * server refused or let it go, or the client was closed). Then the command goes out (socket.io-client buffers it
-   * until a connect) and its acknowledgement's timeout decides, as before.
+   * Resolves once the socket is connected; undefined when there is nothing to wait for: connected, or not coming
+   * back by itself (`disconnected`: the server refused or let it go, or the client was closed). Then the command
+   * goes out (socket.io-client buffers it until a connect) and its acknowledgement's timeout decides, as before.
    */
-  private untilOnline(): Promise<void> {
+  private untilOnline(): Promise<void> | undefined {
     const waiting = (s: ConnectionStatus) => s === 'connecting' || s === 'reconnecting';
-    if (this.socket.connected || !waiting(this.currentStatus)) return Promise.resolve();
+    if (this.socket.connected || !waiting(this.currentStatus)) return undefined;
     return new Promise((resolve) => {
       const off = this.events.on('status', (s) => {
         if (waiting(s)) return;
