@@ -124,20 +124,41 @@ export class Connection {
   /**
    * A command retried while its outcome is unknown, or while the gateway says to come back (`UNAVAILABLE`: a node
    * shutting down, a database away, a write past its bound), after the `retryAfterMs` it gives. Only for idempotent
-   * commands (reads, sends with a clientMessageId).
+   * commands (reads, sends with a clientMessageId). Each attempt waits for the connection while it is on its way
+   * back, so time spent offline uses up neither the acknowledgement's timeout nor the attempts: a message sent
+   * offline goes out once, when the socket is back.
    */
   async retrying<K extends CommandName>(event: K, payload: CommandPayloads[K]): Promise<CommandResults[K]> {
     for (let attempt = 1; ; attempt++) {
+      // Awaited only when there is something to wait for: connected, the command goes out in this very call.
+      const offline = this.untilOnline();
+      if (offline) await offline;
       try {
         return await this.command(event, payload);
       } catch (err) {
         const later = err instanceof ChatError && err.code === 'UNAVAILABLE';
-        // Re-emitting while disconnected is safe: socket.io-client buffers the packet until the next connect.
         if (!(err instanceof ChatError) || !(err.outcomeUnknown || later) || attempt >= this.attempts || this.closedFlag) throw err;
         // A little jitter: tabs refused together (a node draining) do not all come back in the same millisecond.
         if (later) await sleep(Math.min(err.retryAfterMs ?? 1000, MAX_RETRY_AFTER_MS) * (1 + Math.random() / 4));
       }
     }
+  }
+
+  /**
+   * Resolves once the socket is connected; undefined when there is nothing to wait for: connected, or not coming
+   * back by itself (`disconnected`: the server refused or let it go, or the client was closed). Then the command
+   * goes out (socket.io-client buffers it until a connect) and its acknowledgement's timeout decides, as before.
+   */
+  private untilOnline(): Promise<void> | undefined {
+    const waiting = (s: ConnectionStatus) => s === 'connecting' || s === 'reconnecting';
+    if (this.socket.connected || !waiting(this.currentStatus)) return undefined;
+    return new Promise((resolve) => {
+      const off = this.events.on('status', (s) => {
+        if (waiting(s)) return;
+        off();
+        resolve();
+      });
+    });
   }
 
   /** `auth:refresh` with `token`, also kept for later handshakes; reconnects first if the server let the socket go. */

@@ -57,6 +57,7 @@ export interface ChatClientOptions {
   /**
    * How many times `send` (and `open`) try when no acknowledgement arrives, or the gateway answers `UNAVAILABLE`
    * (then after its `retryAfterMs`) (default 3). The same `clientMessageId` every time: a retry never duplicates.
+   * Only attempts made while connected count: one made while the connection is coming back waits for it first.
    */
   sendAttempts?: number;
   /** How long before the token's `exp` to renew it when `getToken` is given (default 30 000). */

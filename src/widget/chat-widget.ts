@@ -18,22 +18,16 @@ import { ChatError, type ChatClient, type ConversationDto, type MessageDto } fro
 import { ClientSession, parseTransports, type TokenGetter } from './client-session.ts';
 import { Composer } from './composer.ts';
 import { ConversationSidebar, titleOf } from './conversation-sidebar.ts';
-import { storage } from './dom.ts';
+import { scriptOrigin, storage, upgradeProperties } from './dom.ts';
 import { Feedback, type ChatErrorDetail, type ChatStatusDetail } from './feedback.ts';
 import { MessageList, type ScrollIntent } from './message-list.ts';
+import { Outbox } from './outbox.ts';
 import { attachTemplate, type WidgetRefs } from './template.ts';
 
 export type { ChatErrorDetail, ChatStatusDetail, TokenGetter };
 
 /** The origin this script was served from: the gateway, unless the bundle was copied elsewhere. */
-const SCRIPT_ORIGIN = (() => {
-  try {
-    const url = new URL(import.meta.url);
-    return url.protocol === 'http:' || url.protocol === 'https:' ? url.origin : undefined;
-  } catch {
-    return undefined;
-  }
-})();
+const SCRIPT_ORIGIN = scriptOrigin(import.meta.url);
 
 /**
  * The chat widget element. Attributes: `server` (the gateway's base URL; default: the origin this script came
@@ -55,6 +49,7 @@ export class ChatWidget extends HTMLElement {
   private readonly messageList: MessageList;
   private readonly composer: Composer;
   private readonly session = new ClientSession();
+  private readonly outbox = new Outbox(() => this.scheduleRender());
   private restartQueued = false;
   private current: string | null = null;
   /** Bumped on every open: only the latest open's result is shown. */
@@ -74,6 +69,7 @@ export class ChatWidget extends HTMLElement {
       scheduleRender: () => this.scheduleRender(),
       renderMessages: () => this.messageList.render(),
       showStreaming: (message: MessageDto | undefined) => this.composer.showStreaming(message),
+      outbox: this.outbox,
     };
     this.feedback = new Feedback(ui, this, () => ui.input.focus());
     this.sidebar = new ConversationSidebar(ui, host, this.feedback);
@@ -83,14 +79,7 @@ export class ChatWidget extends HTMLElement {
       this.setPane('list');
       this.sidebar.focus(this.current);
     });
-    // Properties set on the element before this class was defined shadow the accessors: re-apply them.
-    for (const prop of ['token', 'getToken'] as const) {
-      if (Object.hasOwn(this, prop)) {
-        const value = (this as Record<string, unknown>)[prop];
-        delete (this as Record<string, unknown>)[prop];
-        (this as Record<string, unknown>)[prop] = value;
-      }
-    }
+    upgradeProperties(this, ['token', 'getToken']);
   }
 
   private get chat(): ChatClient | undefined {
@@ -170,9 +159,12 @@ export class ChatWidget extends HTMLElement {
           c.on('status', (status) => {
             this.feedback.connectionChanged(status, c, () => c !== this.chat);
             if (status === 'connected' && !this.sidebar.hasListed) void this.sidebar.load(true);
+            // A send shown as waiting for the connection is now on its way, or waits again.
+            this.scheduleRender();
           }),
           c.on('message', (m) => this.onMessage(m)),
           c.on('delta', (_d, m) => this.onDelta(m)),
+          c.on('tool', (_u, m) => this.onDelta(m)),
           c.on('conversation', (conversation) => this.onConversation(conversation)),
           c.on('conversationDeleted', (id) => this.onConversationDeleted(id)),
           c.on('authExpired', () => {
@@ -208,6 +200,7 @@ export class ChatWidget extends HTMLElement {
     this.scheduleRender();
   }
 
+  /** A reply of the open conversation grew or called a tool: only its row changes. */
   private onDelta(m: MessageDto): void {
     if (m.conversationId !== this.current) return;
     if (!this.messageList.updateStreaming(m)) this.scheduleRender();

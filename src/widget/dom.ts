@@ -45,3 +45,50 @@ export const storage = {
     }
   },
 };
+
+/**
+ * Puts `text` on the clipboard; false when the browser refused. The asynchronous Clipboard API needs a secure
+ * context (https, or localhost); elsewhere the older copy command, which works from a click, is tried.
+ */
+export async function copyText(text: string): Promise<boolean> {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    const area = h('textarea', { attrs: { readonly: '', 'aria-hidden': 'true', style: 'position:fixed;opacity:0' } });
+    area.value = text;
+    document.body.append(area);
+    area.select();
+    try {
+      return document.execCommand('copy');
+    } catch {
+      return false;
+    } finally {
+      area.remove();
+    }
+  }
+}
+
+/** The origin a script was served from (its `import.meta.url`); undefined when not served over http(s). */
+export function scriptOrigin(moduleUrl: string): string | undefined {
+  try {
+    const url = new URL(moduleUrl);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url.origin : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Properties a page set on a custom element before its class was defined are own properties that shadow the
+ * class's accessors: re-applied through the accessors.
+ */
+export function upgradeProperties(el: HTMLElement, props: readonly string[]): void {
+  const self = el as unknown as Record<string, unknown>;
+  for (const prop of props) {
+    if (!Object.hasOwn(el, prop)) continue;
+    const value = self[prop];
+    delete self[prop];
+    self[prop] = value;
+  }
+}

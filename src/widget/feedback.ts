@@ -3,9 +3,10 @@
  * error notice, and what screen readers hear through the live region; and what it tells the embedding page, as
  * `chat-status` and `chat-error` events.
  */
-import { ChatError, isFinal, type ChatClient, type ConnectionStatus, type MessageDto } from '../sdk/index.ts';
+import { ChatError, isFinal, type ChatClient, type ConnectionStatus, type MessageDto, type ToolCallDto } from '../sdk/index.ts';
 import { h } from './dom.ts';
-import { describeError, statusLabel } from './wording.ts';
+import { plainText } from './markdown.ts';
+import { describeError, statusLabel, toolLabel } from './wording.ts';
 import type { WidgetRefs } from './template.ts';
 
 /** A long reply is cut for the live region: a screen reader reads it whole in the message list on request. */
@@ -104,7 +105,10 @@ export class Feedback {
     if (m.role === 'assistant' && isFinal(m)) {
       this.announced.add(m.id);
       const how = m.status === 'stopped' ? ' (stopped)' : m.status === 'failed' ? ' (failed)' : '';
-      this.announce(`Assistant${how}: ${m.content}`);
+      const calls = m.metadata?.toolCalls;
+      const tools = Array.isArray(calls) ? (calls as ToolCallDto[]).map(toolLabel).join(', ') : '';
+      // The words, not the Markdown's marks (a screen reader would read every asterisk).
+      this.announce(`Assistant${how}: ${tools ? `${tools}. ` : ''}${plainText(m.content)}`);
     } else if (m.role === 'user') {
       this.announced.add(m.id);
       if (!sentHere) this.announce(`You, in another window: ${m.content}`);
@@ -161,6 +165,11 @@ export class Feedback {
 
   private emit<T>(type: string, detail: T): void {
     this.element.dispatchEvent(new CustomEvent<T>(type, { detail, bubbles: true, composed: true }));
+  }
+
+  /** Reads `text` out through the live region (a copy done, …). */
+  say(text: string): void {
+    this.announce(text);
   }
 
   private announce(text: string): void {

@@ -3,9 +3,11 @@
  * pages loaded when the user scrolls near the top, and the view kept at the bottom while the user is there.
  */
 import type { ChatClient, MessageDto } from '../sdk/index.ts';
-import { h } from './dom.ts';
+import { copyText } from './dom.ts';
 import type { Feedback } from './feedback.ts';
 import { KeyedList } from './keyed-list.ts';
+import { createRow, messageRow, pendingRow, showMarkdown, thinkingRow, updateRow, type RowModel } from './message-row.ts';
+import type { Outbox } from './outbox.ts';
 import type { WidgetRefs } from './template.ts';
 
 /** Older pages load when the user scrolls within this many pixels of the top. */
@@ -14,6 +16,8 @@ const OLDER_THRESHOLD_PX = 80;
 const STICKY_BOTTOM_PX = 48;
 /** Older pages loaded at most this many times to make a short conversation scrollable (scrolling loads the rest). */
 const FILL_PAGES = 5;
+/** How long a copy button says "Copied". */
+const COPIED_LABEL_MS = 1500;
 
 /** What the message list needs from the element that holds it. */
 export interface MessageListHost {
@@ -22,6 +26,8 @@ export interface MessageListHost {
   openConversationId(): string | null;
   /** The reply streaming in the open conversation changed (undefined: none), for the Stop button. */
   showStreaming(message: MessageDto | undefined): void;
+  /** This tab's sends, shown until their replies are. */
+  readonly outbox: Outbox;
 }
 
 /** Where to leave the scroll position after a render; by default it follows the bottom only if it was there. */
@@ -37,26 +43,24 @@ export class MessageList {
   private readonly ui: MessageListRefs;
   private readonly host: MessageListHost;
   private readonly feedback: Feedback;
-  private readonly rows: KeyedList<MessageDto>;
+  private readonly rows: KeyedList<RowModel>;
   /** The open conversation's first page is on its way. */
   private opening = false;
   private loadingOlder = false;
+  /** Replies that grew since the last frame, with their latest text: rendered once a frame, however many deltas. */
+  private readonly growing = new Map<HTMLElement, string>();
+  private frame = 0;
 
   constructor(ui: MessageListRefs, host: MessageListHost, feedback: Feedback) {
     this.ui = ui;
     this.host = host;
     this.feedback = feedback;
     this.rows = new KeyedList(ui.messages, {
-      key: (m) => m.id,
-      create: () =>
-        h(
-          'li',
-          { class: 'msg' },
-          h('div', { class: 'bubble' }, h('span', { class: 'sr-only who' }), h('span', { class: 'text' })),
-          h('div', { class: 'msg-meta' }),
-        ),
-      update: (li, m) => updateRow(li, m),
+      key: (row) => row.key,
+      create: () => createRow(),
+      update: (li, row) => this.update(li, row),
     });
+    ui.messages.addEventListener('click', (e) => void this.copy(e));
     ui.older.addEventListener('click', () => void this.loadOlder());
     ui.scroller.addEventListener(
       'scroll',
@@ -75,6 +79,7 @@ export class MessageList {
   reset(opening: boolean): void {
     this.opening = opening;
     this.rows.clear();
+    this.growing.clear();
   }
 
   /** The open conversation's first page arrived (or will not). */
@@ -87,11 +92,18 @@ export class MessageList {
     const chat = this.host.client();
     const messages = id && chat ? chat.messages(id) : [];
     const pinned = this.pinnedToBottom();
-    this.rows.render(messages);
+    const rows = messages.map(messageRow);
+    const online = chat?.status === 'connected';
+    for (const item of this.host.outbox.of(id, messages)) {
+      if (!item.stored) rows.push(pendingRow(item, online));
+      // A send waiting for the connection has no reply coming yet.
+      if (item.stored || online) rows.push(thinkingRow(item));
+    }
+    this.rows.render(rows);
     let streaming: MessageDto | undefined;
     for (const m of messages) if (m.role === 'assistant' && m.status === 'streaming') streaming = m;
     const placeholder = this.ui.placeholder;
-    placeholder.hidden = messages.length > 0;
+    placeholder.hidden = rows.length > 0;
     placeholder.textContent =
       id === null
         ? chat
@@ -109,16 +121,65 @@ export class MessageList {
   }
 
   /**
-   * A reply of the open conversation grew: only its row changes, so a stream of deltas costs one text update
-   * each. False when the message has no row yet: it needs a full render.
+   * A reply of the open conversation grew, or called a tool: only its row changes, and its Markdown is rendered
+   * once a frame however many deltas come. False when the message has no row yet: it needs a full render.
    */
   updateStreaming(m: MessageDto): boolean {
-    const li = this.rows.get(m.id);
+    const row = messageRow(m);
+    const li = this.rows.get(row.key);
     if (!li) return false;
+    // A tool chip appearing changes the height now; the text's growth is measured again on its frame.
     const pinned = this.pinnedToBottom();
-    updateRow(li, m);
+    this.update(li, row);
     if (pinned) this.ui.scroller.scrollTop = this.ui.scroller.scrollHeight;
     return true;
+  }
+
+  /** A row brought up to date; a reply still growing gets its Markdown on the next frame, with whatever came by then. */
+  private update(li: HTMLLIElement, row: RowModel): void {
+    const grows = row.status === 'streaming' && li.isConnected;
+    updateRow(li, row, !grows);
+    const text = li.querySelector<HTMLElement>('.text')!;
+    if (!grows) {
+      this.growing.delete(text);
+      return;
+    }
+    this.growing.set(text, row.content);
+    this.frame ||= requestAnimationFrame(() => this.renderGrowing());
+  }
+
+  private renderGrowing(): void {
+    this.frame = 0;
+    const pinned = this.pinnedToBottom();
+    for (const [text, content] of this.growing) showMarkdown(text, content);
+    this.growing.clear();
+    if (pinned) this.ui.scroller.scrollTop = this.ui.scroller.scrollHeight;
+  }
+
+  /** The copy buttons of replies and of their code blocks. */
+  private async copy(e: Event): Promise<void> {
+    const button = (e.target as Element).closest('button');
+    const text = button ? this.textToCopy(button) : undefined;
+    if (!button || text === undefined) return;
+    const done = await copyText(text);
+    button.textContent = done ? 'Copied' : 'Copy failed';
+    this.feedback.say(done ? 'Copied to the clipboard.' : 'Could not copy to the clipboard.');
+    setTimeout(() => (button.textContent = 'Copy'), COPIED_LABEL_MS);
+  }
+
+  /** A code block's code, or a reply as the assistant wrote it (its Markdown); undefined for other buttons. */
+  private textToCopy(button: HTMLButtonElement): string | undefined {
+    if (button.classList.contains('copy-code')) {
+      return (button.closest('.code')?.querySelector('pre')?.textContent ?? '').replace(/\n$/, '');
+    }
+    if (!button.classList.contains('copy-reply')) return undefined;
+    const id = button.closest<HTMLElement>('li.msg')?.dataset.id;
+    const conversationId = this.host.openConversationId();
+    if (!conversationId) return undefined;
+    return this.host
+      .client()
+      ?.messages(conversationId)
+      .find((m) => m.id === id)?.content;
   }
 
   /** Loads older pages until the list can scroll (scrolling up is what loads more). */
@@ -158,29 +219,4 @@ export class MessageList {
     const sc = this.ui.scroller;
     return sc.scrollHeight - sc.scrollTop - sc.clientHeight < STICKY_BOTTOM_PX;
   }
-}
-
-function updateRow(li: HTMLLIElement, m: MessageDto): void {
-  li.dataset.id = m.id;
-  li.dataset.seq = String(m.seq);
-  li.dataset.role = m.role;
-  li.dataset.status = m.status;
-  li.setAttribute('aria-busy', String(m.status === 'streaming'));
-  const who = li.querySelector('.who')!;
-  const label = m.role === 'user' ? 'You: ' : m.role === 'assistant' ? 'Assistant: ' : 'System: ';
-  if (who.textContent !== label) who.textContent = label;
-  const text = li.querySelector('.text')!;
-  if (text.textContent !== m.content) text.textContent = m.content;
-  const bubble = li.firstElementChild as HTMLElement;
-  bubble.title = new Date(m.createdAt).toLocaleString();
-  const meta = li.querySelector<HTMLElement>('.msg-meta')!;
-  const metaText = m.status === 'stopped' ? 'Stopped' : m.status === 'failed' ? failureText(m) : '';
-  meta.textContent = metaText;
-  meta.hidden = !metaText;
-}
-
-function failureText(m: MessageDto): string {
-  const error = m.metadata?.error as { code?: unknown; message?: unknown } | undefined;
-  if (error?.code === 'INTERRUPTED') return 'The reply was interrupted.';
-  return typeof error?.message === 'string' ? `The reply failed: ${error.message}` : 'The reply failed.';
 }

@@ -17,10 +17,12 @@
  *   --chat-radius          corner radius                          12px
  *   --chat-font            font family                            system-ui stack
  *   --chat-font-size       base font size                         15px
+ *   --chat-mono-font       code in replies                        ui-monospace stack
  *   --chat-height          the widget's height                    560px
  *   --chat-sidebar-width   the conversation list's width          260px
  *
  * Parts for deeper changes: `::part(root)`, `::part(sidebar)`, `::part(main)`, `::part(composer)`.
+ * The messages' own rules (bubbles, Markdown, tool chips) are in message-styles.ts, on the same properties.
  *
  * @example
  * chat-widget { --chat-accent: #0a7d5a; --chat-radius: 4px; --chat-height: 100dvh; }
@@ -91,7 +93,7 @@ button {
   min-height: 36px;
 }
 button:hover:not(:disabled) { border-color: var(--_accent); }
-button:disabled { cursor: default; opacity: 0.55; }
+button:disabled, button[aria-disabled='true'] { cursor: default; opacity: 0.55; }
 :focus-visible { outline: 2px solid var(--_accent); outline-offset: 2px; }
 .accent { background: var(--_accent); color: var(--_accent-fg); border-color: var(--_accent); }
 .accent:hover:not(:disabled) { filter: brightness(1.08); }
@@ -169,30 +171,6 @@ button:disabled { cursor: default; opacity: 0.55; }
 .scroller { position: relative; flex: 1; min-height: 0; overflow-y: auto; padding: 12px 14px; overscroll-behavior: contain; }
 .scroller:focus-visible { outline-offset: -2px; }
 .older { display: block; margin: 0 auto 12px; font-size: 0.85em; color: var(--_muted); }
-.messages { list-style: none; margin: 0; padding: 0; display: flex; flex-direction: column; gap: 10px; }
-.msg { display: flex; flex-direction: column; align-items: flex-start; }
-.msg[data-role='user'] { align-items: flex-end; }
-.bubble {
-  max-width: min(80%, 62ch);
-  padding: 8px 12px;
-  border-radius: var(--_radius);
-  white-space: pre-wrap; overflow-wrap: anywhere;
-  background: var(--_surface); border: 1px solid var(--_border);
-  border-bottom-left-radius: 4px;
-}
-.msg[data-role='user'] .bubble {
-  background: var(--_accent); color: var(--_accent-fg); border-color: var(--_accent);
-  border-bottom-left-radius: var(--_radius); border-bottom-right-radius: 4px;
-}
-.msg[data-status='streaming'] .text::after {
-  content: ''; display: inline-block; width: 0.5em; height: 1em; margin-left: 2px;
-  vertical-align: text-bottom; background: currentColor; opacity: 0.6;
-  animation: blink 1s steps(2, start) infinite;
-}
-.msg-meta { font-size: 0.75em; color: var(--_muted); margin: 2px 4px 0; }
-.msg[data-status='failed'] .msg-meta { color: var(--_danger); }
-@keyframes blink { to { visibility: hidden; } }
-@media (prefers-reduced-motion: reduce) { .msg[data-status='streaming'] .text::after { animation: none; } }
 .placeholder { margin: auto; padding: 32px 8px; text-align: center; color: var(--_muted); }
 
 .notice {
@@ -225,7 +203,6 @@ button:disabled { cursor: default; opacity: 0.55; }
   .root[data-pane='chat'] .side, .root[data-pane='list'] .main { display: none; }
   .side { border-right: 0; }
   .back { display: inline-grid; }
-  .bubble { max-width: 88%; }
   .hint { display: none; }
   button { min-height: 40px; }
   .icon { width: 40px; min-height: 40px; }

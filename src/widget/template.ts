@@ -4,7 +4,10 @@
  * with tests and assistive technology that find things by role and label: change them deliberately.
  */
 import { ICONS } from './dom.ts';
+import { MESSAGE_CSS } from './message-styles.ts';
 import { WIDGET_CSS } from './styles.ts';
+
+const CSS = WIDGET_CSS + MESSAGE_CSS;
 
 const TEMPLATE = /* html */ `
 <div class="root" part="root" data-pane="chat">
@@ -39,7 +42,7 @@ const TEMPLATE = /* html */ `
         <button type="button" class="danger" data-ref="stop" hidden>Stop</button>
         <button type="submit" class="accent" data-ref="send">Send</button>
       </form>
-      <p class="hint" id="hint">Enter sends, Shift+Enter starts a new line, Esc stops a reply.</p>
+      <p class="hint" id="hint" data-ref="hint">Enter sends, Shift+Enter starts a new line, Esc stops a reply.</p>
     </section>
   </div>
   <div class="sr-only" data-ref="live" aria-live="polite" aria-relevant="additions"></div>
@@ -69,6 +72,7 @@ export type WidgetRefs = {
   input: HTMLTextAreaElement;
   stop: HTMLButtonElement;
   send: HTMLButtonElement;
+  hint: HTMLParagraphElement;
   live: HTMLDivElement;
 };
 
@@ -81,13 +85,13 @@ export function attachTemplate(host: HTMLElement): WidgetRefs {
   if ('adoptedStyleSheets' in shadow && typeof CSSStyleSheet !== 'undefined' && 'replaceSync' in CSSStyleSheet.prototype) {
     sharedSheet ??= (() => {
       const sheet = new CSSStyleSheet();
-      sheet.replaceSync(WIDGET_CSS);
+      sheet.replaceSync(CSS);
       return sheet;
     })();
     shadow.adoptedStyleSheets = [sharedSheet];
     shadow.innerHTML = TEMPLATE;
   } else {
-    shadow.innerHTML = `<style>${WIDGET_CSS}</style>${TEMPLATE}`;
+    shadow.innerHTML = `<style>${CSS}</style>${TEMPLATE}`;
   }
   const refs: Record<string, Element> = { root: shadow.querySelector('.root')! };
   for (const el of shadow.querySelectorAll('[data-ref]')) refs[(el as HTMLElement).dataset.ref!] = el;

@@ -2,7 +2,7 @@
  * What the widget tells its user, in words: refused sends, failed commands, the connection's state.
  * Pure functions, so the wording lives in one place.
  */
-import { ChatError, type ConnectionStatus } from '../sdk/index.ts';
+import { ChatError, type ConnectionStatus, type ToolCallDto } from '../sdk/index.ts';
 
 /** Counts characters as the server does (code points, not UTF-16 units). */
 export const charCount = (s: string): number => {
@@ -63,4 +63,50 @@ export function statusLabel(status: ConnectionStatus): string {
     case 'disconnected':
       return 'Offline';
   }
+}
+
+/** The example todo server's tools, as a person would say what the assistant did: running, done, failed. */
+const TOOL_WORDS: Record<string, readonly [string, string, string]> = {
+  add_task: ['Adding a task…', 'Added a task', 'Could not add a task'],
+  list_tasks: ['Looking at your tasks…', 'Looked at your tasks', 'Could not look at your tasks'],
+  complete_task: ['Completing a task…', 'Completed a task', 'Could not complete a task'],
+  update_task: ['Updating a task…', 'Updated a task', 'Could not update a task'],
+  delete_task: ['Deleting a task…', 'Deleted a task', 'Could not delete a task'],
+};
+
+/** A tool call's chip: "Added a task" for the todo tools, "Used <name>" for any other. */
+export function toolLabel(call: ToolCallDto): string {
+  const [running, done, failed] = TOOL_WORDS[call.name] ?? [`Using ${call.name}…`, `Used ${call.name}`, `${call.name} failed`];
+  if (call.status === 'running') return running;
+  return call.status === 'complete' ? done : failed;
+}
+
+/** Why a tool call failed, for the chip's tooltip. */
+export function toolFailure(code: string | null): string {
+  switch (code) {
+    case 'TOOL_TIMEOUT':
+      return 'The tool took too long to answer.';
+    case 'TOOL_UNAVAILABLE':
+      return 'The tool could not be reached.';
+    case 'STOPPED':
+      return 'The reply was stopped during this call.';
+    case 'INTERRUPTED':
+      return 'The reply was interrupted during this call.';
+    default:
+      return 'The tool reported an error.';
+  }
+}
+
+const timeOnly = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' });
+const dateAndTime = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit' });
+const fullDate = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'medium' });
+
+/**
+ * A message's time as shown beside it, in the user's locale (the browser's): the time for today's messages, the
+ * date too for older ones; `full` for its tooltip.
+ */
+export function timeLabel(iso: string, now = new Date()): { short: string; full: string } {
+  const at = new Date(iso);
+  const today = at.toDateString() === now.toDateString();
+  return { short: (today ? timeOnly : dateAndTime).format(at), full: fullDate.format(at) };
 }

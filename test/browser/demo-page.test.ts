@@ -1,16 +1,17 @@
 // The gateway's own page at `/`, in real headless Chromium. Demo mode (no key): type a name, get a token from
 // POST /api/demo/token, chat; refused sends are explained; a phone-width tab of the same user works; rename and
 // delete work from the keyboard. With a key configured: no token endpoint, and the page shows the integration
-// snippet (the widget script stays available). Screenshots in test-artifacts/browser/demo-*.png.
+// snippet (the widget script stays available). Every test signs in under a name of its own (a user of its own),
+// so any one runs alone (`-t`). Screenshots in test-artifacts/browser/demo-*.png.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, BrowserContextOptions, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { startGateway, type StartedGateway } from '../helpers/gateway.ts';
-import { ensureWidgetBuilt, launchChromium, screenshot, shownMessages, until, widget, type ShownMessage } from './helpers.ts';
+import { ensureWidgetBuilt, launchChromium, screenshot, send, settled, shownMessages, Tabs, until, widget } from './helpers.ts';
 
 const MAX_CHARS = 200;
 const SEND_RATE = 3;
@@ -20,10 +21,7 @@ let demoDir: string | undefined;
 let demo: StartedGateway;
 let keyed: StartedGateway;
 let browser: Browser;
-const contexts: BrowserContext[] = [];
-const pageErrors: string[] = [];
-let wide: Page;
-let phone: Page;
+let tabs: Tabs;
 
 beforeAll(async () => {
   [db] = await Promise.all([createTestDatabase(), ensureWidgetBuilt()]);
@@ -51,21 +49,33 @@ beforeAll(async () => {
     );
   }
   browser = await launchChromium();
+  tabs = new Tabs(() => browser);
+});
+
+afterEach(async () => {
+  const errors = tabs.pageErrors.splice(0);
+  await tabs.closeAll();
+  expect(errors).toEqual([]);
 });
 
 afterAll(async () => {
-  await Promise.allSettled(contexts.map((c) => c.close()));
+  await tabs?.closeAll();
   await browser?.close();
   await Promise.allSettled([demo?.close(), keyed?.close()]);
   await db?.drop();
   if (demoDir) await rm(demoDir, { recursive: true, force: true });
 });
 
-async function newPage(options: Parameters<Browser['newContext']>[0], label: string): Promise<Page> {
-  const context = await browser.newContext(options);
-  contexts.push(context);
-  const page = await context.newPage();
-  page.on('pageerror', (err) => pageErrors.push(`${label}: ${err.message}`));
+const WIDE: BrowserContextOptions = { viewport: { width: 1280, height: 800 } };
+const PHONE: BrowserContextOptions = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true };
+
+/** A name nobody else in this file signs in with: each test is a user of its own. */
+const nameFor = (base: string) => `${base} ${randomBytes(3).toString('hex')}`;
+
+/** Opens the demo page and waits for its sign-in form. */
+async function demoPage(options: BrowserContextOptions, label: string): Promise<Page> {
+  const page = await tabs.open(demo.url, label, { ...options, online: false });
+  await expect.poll(() => page.locator('#signin').isVisible()).toBe(true);
   return page;
 }
 
@@ -75,16 +85,13 @@ async function signIn(page: Page, name: string): Promise<void> {
   await until(async () => (await widget(page).status.textContent()) === 'Online', 'the widget online');
 }
 
-async function send(page: Page, text: string): Promise<void> {
-  await widget(page).input.fill(text);
-  await widget(page).input.press('Enter');
-}
-
-function settled(page: Page, count: number, what: string): Promise<ShownMessage[]> {
-  return until(async () => {
-    const ms = await shownMessages(page);
-    return ms.length === count && ms.every((m) => m.status !== 'streaming') && ms;
-  }, what);
+/** A signed-in demo page of `name` with one exchange sent from it. */
+async function withConversation(name: string, options: BrowserContextOptions, label: string, text: string): Promise<Page> {
+  const page = await demoPage(options, label);
+  await signIn(page, name);
+  await send(page, text);
+  await settled(page, 2, `the exchange "${text}"`);
+  return page;
 }
 
 /** The element focused inside the widget's shadow root, as `tag.class[aria-label]`. */
@@ -99,15 +106,14 @@ const horizontalOverflow = (page: Page) => page.evaluate(() => document.document
 
 describe('demo mode', () => {
   it('signs in by name, gets a token from the demo endpoint and chats (1280 px)', async () => {
-    wide = await newPage({ viewport: { width: 1280, height: 800 } }, 'wide');
-    await wide.goto(demo.url);
+    const wide = await demoPage(WIDE, 'wide');
     expect(await wide.locator('html').getAttribute('data-mode')).toBe('demo');
-    await expect.poll(() => wide.locator('#signin').isVisible()).toBe(true);
     expect(await wide.locator('#key-mode').isVisible()).toBe(false);
     await screenshot(wide, 'demo-1280-signin');
 
-    await signIn(wide, 'Ada');
-    expect(await wide.locator('#who-name').textContent()).toBe('Ada');
+    const name = nameFor('Ada');
+    await signIn(wide, name);
+    expect(await wide.locator('#who-name').textContent()).toBe(name);
     await send(wide, 'Hi from the demo page');
     const shown = await settled(wide, 2, 'the first exchange');
     expect(shown.map((m) => [m.role, m.status, m.text])).toEqual([
@@ -121,6 +127,7 @@ describe('demo mode', () => {
   });
 
   it('explains a refused message that is too long, and gives the text back', async () => {
+    const wide = await withConversation(nameFor('Long'), WIDE, 'too-long', 'A short one first');
     const w = widget(wide);
     const long = 'x'.repeat(MAX_CHARS + 1);
     await send(wide, long);
@@ -130,17 +137,16 @@ describe('demo mode', () => {
     expect(await w.input.inputValue()).toBe(long);
     expect(await shownMessages(wide)).toHaveLength(2);
     await screenshot(wide, 'demo-refused-too-long');
-    await w.input.fill('');
   });
 
   it('works at phone width (390 px), as a second tab of the same user that sees the first one live', async () => {
-    phone = await newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true }, 'phone');
-    await phone.goto(demo.url);
-    await expect.poll(() => phone.locator('#signin').isVisible()).toBe(true);
+    const name = nameFor('Phone');
+    const wide = await withConversation(name, WIDE, 'phone-wide', 'Hi from the demo page');
+    const phone = await demoPage(PHONE, 'phone');
     expect(await horizontalOverflow(phone)).toBe(0);
     await screenshot(phone, 'demo-390-signin');
 
-    await signIn(phone, 'Ada');
+    await signIn(phone, name);
     const w = widget(phone);
     // The most recent conversation opens by itself; one pane at a time on a narrow screen.
     await settled(phone, 2, 'the conversation restored on the phone');
@@ -160,27 +166,34 @@ describe('demo mode', () => {
   });
 
   it('explains a rate-limited send, with how long to wait', async () => {
+    const wide = await demoPage(WIDE, 'rate');
+    await signIn(wide, nameFor('Quick'));
     const w = widget(wide);
-    // Two sends counted so far; the limit is SEND_RATE per minute.
+    // The limit is SEND_RATE per minute: one send more is refused.
     let refused = false;
-    for (let i = 1; i <= SEND_RATE && !refused; i++) {
+    for (let i = 1; i <= SEND_RATE + 1 && !refused; i++) {
       const before = (await shownMessages(wide)).length;
       await send(wide, `quick ${i}`);
       refused = await until(async () => {
         if ((await w.notice.isVisible()) && /too fast/.test((await w.notice.textContent()) ?? '')) return 'refused';
         const ms = await shownMessages(wide);
-        return ms.length === before + 2 && ms.every((m) => m.status !== 'streaming') && 'sent';
+        return ms.length === before + 2 && ms.every((m) => m.status !== 'streaming' && m.status !== 'pending') && 'sent';
       }, `send ${i} answered`).then((r) => r === 'refused');
     }
     expect(refused).toBe(true);
     expect(await w.notice.textContent()).toMatch(/^You are sending messages too fast\. Please wait \d+ seconds? and try again\.$/);
-    expect(await w.input.inputValue()).toMatch(/^quick \d$/);
+    expect(await w.input.inputValue()).toBe(`quick ${SEND_RATE + 1}`);
     await screenshot(wide, 'demo-refused-rate-limited');
     await w.root.getByRole('button', { name: 'Dismiss' }).click();
     expect(await w.notice.isVisible()).toBe(false);
   });
 
   it('renames and deletes a conversation from the keyboard; the other tab follows', async () => {
+    const name = nameFor('Keys');
+    const wide = await withConversation(name, WIDE, 'keys-wide', 'Rename me');
+    const phone = await demoPage(PHONE, 'keys-phone');
+    await signIn(phone, name);
+    await settled(phone, 2, 'the conversation restored on the phone');
     const w = widget(wide);
     const item = w.conversations.first();
     await item.locator('[data-action="rename"]').focus();
@@ -206,7 +219,6 @@ describe('demo mode', () => {
     await expect.poll(() => widget(phone).notice.textContent()).toBe('This conversation was deleted in another window.');
     await screenshot(wide, 'demo-keyboard-deleted');
     await screenshot(phone, 'demo-390-deleted-elsewhere');
-    expect(pageErrors).toEqual([]);
   });
 });
 
@@ -224,8 +236,7 @@ describe('with a key configured', () => {
     expect(script.headers.get('access-control-allow-origin')).toBe('*');
     expect(await script.text()).toContain('chat-widget');
 
-    const page = await newPage({ viewport: { width: 1280, height: 800 } }, 'keyed');
-    await page.goto(keyed.url);
+    const page = await tabs.open(keyed.url, 'keyed', { ...WIDE, online: false });
     expect(await page.locator('html').getAttribute('data-mode')).toBe('key');
     await expect.poll(() => page.locator('#key-mode').isVisible()).toBe(true);
     expect(await page.locator('#signin').isVisible()).toBe(false);
@@ -235,6 +246,5 @@ describe('with a key configured', () => {
     expect(snippet).toContain(`<chat-widget server="${keyed.url}"`);
     expect(await page.locator('#snippet').isVisible()).toBe(true);
     await screenshot(page, 'demo-key-mode-1280');
-    expect(pageErrors).toEqual([]);
   });
 });

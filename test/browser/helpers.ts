@@ -7,7 +7,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Locator, type Page } from 'playwright-core';
 import { buildWidget } from '../../scripts/build-widget.ts';
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -105,6 +105,57 @@ export async function until<T>(
   }
 }
 
+/**
+ * The tabs a test file opens, each in its own browser context (own storage, own network, like another window of
+ * another person's browser), with the uncaught exceptions of their pages (console errors are expected: an offline
+ * tab's refused reconnects).
+ */
+export class Tabs {
+  readonly pageErrors: string[] = [];
+  private readonly contexts: BrowserContext[] = [];
+  private readonly browser: () => Browser;
+
+  constructor(browser: () => Browser) {
+    this.browser = browser;
+  }
+
+  /** Opens `url` in a new context; `online` (default) waits until its widget says so. */
+  async open(url: string, label: string, options: BrowserContextOptions & { online?: boolean } = {}): Promise<Page> {
+    const { online: waitOnline = true, ...contextOptions } = options;
+    const context = await this.browser().newContext({ viewport: { width: 1000, height: 640 }, ...contextOptions });
+    this.contexts.push(context);
+    const page = await context.newPage();
+    page.on('pageerror', (err) => this.pageErrors.push(`${label}: ${err.message}`));
+    await page.goto(url);
+    if (waitOnline) await online(page);
+    return page;
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.allSettled(this.contexts.splice(0).map((c) => c.close()));
+  }
+}
+
+/** Waits until the widget on `page` is connected. */
+export async function online(page: Page): Promise<void> {
+  await until(async () => (await widget(page).status.textContent()) === 'Online', 'the widget to be online');
+}
+
+/** Types `text` into the widget's box and presses Enter, as a user does. */
+export async function send(page: Page, text: string): Promise<void> {
+  const w = widget(page);
+  await w.input.fill(text);
+  await w.input.press('Enter');
+}
+
+/** Waits until the page shows `count` messages, none streaming or pending. */
+export function settled(page: Page, count: number, what: string): Promise<ShownMessage[]> {
+  return until(async () => {
+    const ms = await shownMessages(page);
+    return ms.length === count && ms.every((m) => m.status !== 'streaming' && m.status !== 'pending') && ms;
+  }, what);
+}
+
 /** The widget's parts, by role and label where the UI has them (what a user or a screen reader finds). */
 export function widget(page: Page) {
   const root = page.locator('chat-widget');
@@ -122,6 +173,8 @@ export function widget(page: Page) {
     conversation: (title: string | RegExp): Locator => root.locator('li.conv').filter({ hasText: title }),
     live: root.locator('[aria-live="polite"]'),
     messages: root.locator('li.msg'),
+    replies: root.locator('li.msg[data-role="assistant"]'),
+    hint: root.locator('#hint'),
   };
 }
 

@@ -273,6 +273,32 @@ describe('repair', () => {
     expect(stored).toEqual([expect.objectContaining({ id: message.id, seq: 1 })]);
   });
 
+  it('a send made while the connection is coming back waits for it, however long, and goes out once', async () => {
+    // Offline for about 2.5 s, five times the acknowledgement's timeout times the attempts: a send that spent its
+    // timeouts while offline would fail with TIMEOUT before the socket is back.
+    const chat = client(A, {
+      token: cluster.tokenFor(cluster.user()),
+      ackTimeoutMs: 250,
+      sendAttempts: 2,
+      socketOptions: { reconnectionDelay: 2500, reconnectionDelayMax: 2500, randomizationFactor: 0 },
+    });
+    const { conversation } = await chat.createConversation();
+    await until(chat, () => chat.connected, 'connected');
+    const sent: string[] = [];
+    chat.socket.onAnyOutgoing((event, payload) => void (event === 'message:send' && sent.push(payload.clientMessageId)));
+
+    chat.socket.io.engine.close();
+    await until(chat, () => chat.status === 'reconnecting', 'reconnecting');
+    const sending = chat.send({ conversationId: conversation.id, content: 'sent while offline', clientMessageId: 'offline-1' });
+    const { message } = await sending;
+    expect(message).toMatchObject({ clientMessageId: 'offline-1', seq: 1, content: 'sent while offline' });
+    // Nothing went out while offline: one emit, after the reconnect.
+    expect(sent).toEqual(['offline-1']);
+    expect((await serverHistory(chat, conversation.id)).filter((m) => m.role === 'user')).toEqual([
+      expect.objectContaining({ id: message.id, clientMessageId: 'offline-1' }),
+    ]);
+  });
+
   it('a socket the server lets go stays disconnected until connect(), then catches up messages and deletions', async () => {
     const user = cluster.user();
     const writer = client(A, { token: cluster.tokenFor(user) });
