@@ -159,7 +159,8 @@ export class ChatClient {
    * Sends a message; without `conversationId` it starts a new conversation. The conversation is followed from this
    * message on (its assistant reply arrives as `message`/`delta` events). A `clientMessageId` is generated when
    * absent; when no acknowledgement arrives (timeout, or the socket drops), the send is retried with the same id
-   * after reconnecting, up to `sendAttempts` times — the server stores and answers a `clientMessageId` once.
+   * after reconnecting, and when the gateway answers `UNAVAILABLE`, after the `retryAfterMs` it gives; up to
+   * `sendAttempts` times in all — the server stores and answers a `clientMessageId` once.
    * A send made while the connection is down and coming back (`connecting`, `reconnecting`) waits for it, however
    * long, and then goes out: the time offline counts against neither `ackTimeoutMs` nor the attempts. While
    * `disconnected` (nothing reconnects by itself) it goes out at the next `connect()`, or fails after its timeouts;

@@ -50,9 +50,12 @@ export async function openTab(cluster: FaultCluster, user: FaultUser, node: numb
     token: user.token,
     transports: ['websocket'],
     staleStreamMs: o.staleStreamMs ?? STALE_STREAM_MS,
-    // Shorter than the default, so that a send lost with its node is retried within a drill (the SDK retries it with
-    // the same key), and longer than the gateway's own bounds (the write bound, a stop's wait for the other nodes).
+    // Shorter than the default, so that a send lost with its node is retried within a drill, and longer than the
+    // gateway's own bounds (the write bound, a stop's wait for the other nodes).
     ackTimeoutMs: 5000,
+    // The ledger retries (with the same key, as the SDK would), so that each of the gateway's answers is recorded
+    // as an attempt: what the drills assert is how the gateway answered, not what the SDK's retries ended with.
+    sendAttempts: 1,
     socketOptions: o.socketOptions,
   });
   const tab: Tab = { name: `${user.id}/t${user.tabs.length}@n${node}`, user, node, chat, follows: new Set(), errors: [] };
