@@ -117,6 +117,7 @@ const EnvSchema = z.object({
   MAX_SOCKETS_PER_USER: int(20, 1),
   SHUTDOWN_TIMEOUT_MS: int(10_000, 0),
   REDIS_ADAPTER: z.enum(['classic', 'sharded']).default('classic'),
+  REDIS_SUBSCRIPTION_MODE: z.enum(['dynamic', 'static']).default('dynamic'),
   REDIS_PREFIX: z.string().min(1).max(100).default('chat'),
   APPEND_CONCURRENCY: int(1, 1),
   APPEND_QUEUE_MAX: int(5_000, 1),
@@ -141,6 +142,11 @@ export interface GatewayConfig {
   databaseSchema: string;
   redisUrl?: string;
   redisAdapter: 'classic' | 'sharded';
+  /**
+   * Sharded adapter: `dynamic` subscribes this node to a channel per room it holds sockets of, so it hears only
+   * its own users' broadcasts; `static` puts every broadcast on one channel that every node hears.
+   */
+  redisSubscriptionMode: 'dynamic' | 'static';
   /** Prefix of every Redis channel and key: gateways with different prefixes share a Redis without meeting. */
   redisPrefix: string;
   auth: AuthConfig;
@@ -262,6 +268,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, makeDemoSecret?
     databaseSchema: e.DATABASE_SCHEMA,
     redisUrl: e.REDIS_URL,
     redisAdapter: e.REDIS_ADAPTER,
+    redisSubscriptionMode: e.REDIS_SUBSCRIPTION_MODE,
     redisPrefix: e.REDIS_PREFIX,
     auth,
     corsOrigins: e.CORS_ORIGINS,

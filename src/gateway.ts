@@ -87,7 +87,13 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     log,
   });
   const redis = config.redisUrl
-    ? createRedisClients(config.redisUrl, { commandTimeoutMs: config.redisCommandTimeoutMs, log, metrics })
+    ? createRedisClients(config.redisUrl, {
+        commandTimeoutMs: config.redisCommandTimeoutMs,
+        prefix: config.redisPrefix,
+        sharded: config.redisAdapter === 'sharded',
+        log,
+        metrics,
+      })
     : undefined;
   const database = watchDatabase(orm, { intervalMs: 1000, timeoutMs: Math.min(1500, config.writeTimeoutMs), log });
   // With a JWKS, the start waits for the first fetch (bounded); a provider down then does not stop the start: the
@@ -106,6 +112,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     maxMessageChars: config.maxMessageChars,
     redis,
     redisAdapter: config.redisAdapter,
+    redisSubscriptionMode: config.redisSubscriptionMode,
     redisPrefix: config.redisPrefix,
     handshakes: config.limits.handshakes,
     clientAddress,
@@ -189,6 +196,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   const chat = serveChatNamespace(sockets.nsp, {
     verifyToken,
     clientInfo,
+    roomsSubscribed: redis?.roomsSubscribed,
     maxSocketsPerUser: config.limits.maxSocketsPerUser,
     commands: {
       conversations,

@@ -112,6 +112,32 @@ export function createMetrics(nodeId: string) {
       help: 'Broadcasts to other nodes that Redis did not take (their tabs are told to catch up once it does)',
       registers: [registry],
     }),
+    redisMessagesReceived: new Counter({
+      name: 'chat_redis_messages_received_total',
+      help: "Messages this node's subscriber received from Redis (broadcasts, requests and answers of the other nodes), whether or not a socket here wanted them",
+      registers: [registry],
+    }),
+    redisBytesReceived: new Counter({
+      name: 'chat_redis_bytes_received_total',
+      help: "Payload bytes of the messages this node's subscriber received from Redis",
+      registers: [registry],
+    }),
+    redisPublishes: new Counter({
+      name: 'chat_redis_publishes_total',
+      help: 'Publishes of this node to Redis, by kind: broadcast (to sockets), ack (a broadcast expecting acknowledgements), request (to every node), response (to one node)',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    redisSubscriptions: new Gauge({
+      name: 'chat_redis_subscriptions',
+      help: 'Redis channels this node holds on its subscriber (with REDIS_SUBSCRIPTION_MODE=dynamic, one per room with a socket here)',
+      registers: [registry],
+    }),
+    redisResubscriptions: new Counter({
+      name: 'chat_redis_resubscriptions_total',
+      help: 'Channels subscribed again after the subscriber reconnected to Redis',
+      registers: [registry],
+    }),
     syncRequired: new Counter({
       name: 'chat_sync_required_total',
       help: 'Times tabs were told to catch up after lost fan-out, by scope (this node, or every node)',

@@ -17,6 +17,8 @@ export interface ChatNamespaceOptions {
   commands: CommandDeps;
   /** What is recorded of the client with each message it sends. */
   clientInfo: (req: IncomingMessage) => ClientInfo;
+  /** Resolves once the node hears what is published for the rooms joined so far (see redis.ts). */
+  roomsSubscribed?: () => Promise<void>;
   metrics: Metrics;
   log: Logger;
 }
@@ -76,6 +78,11 @@ export function serveChatNamespace(nsp: ChatNamespace, o: ChatNamespaceOptions) 
       // the same connection (a client multiplexing several) records no client metadata.
       socket.data.client = socket.request ? o.clientInfo(socket.request) : undefined;
       socket.join(room);
+      // With per-room channels (the sharded adapter in dynamic mode), the first tab of a user on this node has its
+      // channel subscribed only now: it is let in once Redis has confirmed it, so that whatever it reads next (its
+      // catch-up, a history page) leaves nothing published in between unheard. A wait that is bounded: with Redis
+      // away the tabs are told to catch up once the subscriber is back.
+      await o.roomsSubscribed?.();
       next();
     } catch (err) {
       const code = err instanceof GatewayError && err.code === 'TOKEN_EXPIRED' ? 'TOKEN_EXPIRED' : 'UNAUTHORIZED';

@@ -2,6 +2,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { waitAtMost, withTimeout } from '../shared/time-bounds.ts';
+import { guardShardSubscriptions } from './redis-subscriptions.ts';
 
 type ClientName = 'pub' | 'sub' | 'commands';
 
@@ -18,11 +19,26 @@ export interface RedisClients {
   sub: Redis;
   /** Rate limits; fails fast while Redis is away. */
   commands: Redis;
+  /**
+   * Resolves once the channels of the rooms joined so far are subscribed (bounded by the command timeout): a socket
+   * let in only then misses nothing published for its rooms from its first moment on.
+   */
+  roomsSubscribed(): Promise<void>;
   /** True while any of the three is not connected: fan-out between nodes is degraded, local delivery goes on. */
   degraded(): boolean;
   /** Called when traffic was lost and the connection that lost it is back (see realtime/fanout.ts). */
   onRecovery(listener: (recovery: Recovery) => void): void;
   close(): Promise<void>;
+}
+
+export interface RedisClientOptions {
+  commandTimeoutMs: number;
+  /** The adapter's prefix (default `chat`): classic publishes are told apart by their channel. */
+  prefix?: string;
+  /** The sharded adapter subscribes with SSUBSCRIBE, per room in dynamic mode: guarded and re-subscribed here. */
+  sharded?: boolean;
+  log: Logger;
+  metrics: Metrics;
 }
 
 /**
@@ -32,7 +48,7 @@ export interface RedisClients {
  * send. The adapter publishes without awaiting, so a failed publish is caught here (else an unhandled rejection
  * would end the process) and counted: once the publisher works again, the tabs of every node are told to catch up.
  */
-export function createRedisClients(url: string, o: { commandTimeoutMs: number; log: Logger; metrics: Metrics }): RedisClients {
+export function createRedisClients(url: string, o: RedisClientOptions): RedisClients {
   const base = {
     maxRetriesPerRequest: 1,
     retryStrategy: (times: number) => Math.min(times * 200, 2000),
@@ -40,11 +56,31 @@ export function createRedisClients(url: string, o: { commandTimeoutMs: number; l
     keepAlive: 10_000,
   };
   const pub = new Redis(url, { ...base, enableOfflineQueue: false, commandTimeout: o.commandTimeoutMs, connectionName: 'chat-pub' });
-  // The subscriber keeps its queue and waits for Redis however long it takes: it only ever holds the adapter's
-  // few SUBSCRIBE commands of start-up (the sharded adapter runs in static mode for this), and dropping one
-  // would leave the node deaf to the others for good, or end it (the adapter does not catch the rejection).
-  const sub = new Redis(url, { ...base, maxRetriesPerRequest: null, connectionName: 'chat-sub' });
+  // Classic adapter: the subscriber keeps its queue and waits for Redis however long it takes: it only ever holds the
+  // adapter's few SUBSCRIBE commands of start-up, and dropping one would leave the node deaf to the others for good,
+  // or end it (the adapter does not catch the rejection); ioredis subscribes them again after a reconnect.
+  // Sharded adapter: its SSUBSCRIBE and SUNSUBSCRIBE come per room (dynamic mode), so they are held and sent by
+  // redis-subscriptions.ts instead, never queued here, and re-subscribed in paced steps rather than by ioredis.
+  const sub = o.sharded
+    ? new Redis(url, {
+        ...base,
+        enableOfflineQueue: false,
+        autoResubscribe: false,
+        autoResendUnfulfilledCommands: false,
+        connectionName: 'chat-sub',
+      })
+    : new Redis(url, { ...base, maxRetriesPerRequest: null, connectionName: 'chat-sub' });
   const commands = new Redis(url, { ...base, enableOfflineQueue: false, commandTimeout: o.commandTimeoutMs, connectionName: 'chat-cmd' });
+  const subscriptions = o.sharded ? guardShardSubscriptions(sub, o) : undefined;
+  // Answered once every channel is subscribed again after a (re)connect: from then on nothing is missed.
+  let caughtUp: Promise<boolean> = Promise.resolve(false);
+  sub.on('ready', () => {
+    caughtUp = subscriptions
+      ? subscriptions.resubscribe()
+      : new Promise<void>((resolve) => setImmediate(resolve)).then(() => sub.ping().then(() => true));
+  });
+  countReceived(sub, o.metrics);
+  if (!subscriptions) countClassicChannels(sub, o.metrics);
   const listeners: ((r: Recovery) => void)[] = [];
   const recovered = (r: Recovery) => {
     for (const listener of listeners) listener(r);
@@ -72,12 +108,9 @@ export function createRedisClients(url: string, o: { commandTimeoutMs: number; l
       const lostNow = name === 'pub' ? takeLost() : 0;
       o.log.warn({ client: name, downForMs: Math.round(performance.now() - since), publishesLost: lostNow }, 'redis connection restored');
       if (name === 'sub') {
-        // Answered after the SUBSCRIBE commands ioredis sends on reconnecting: from then on nothing is missed.
-        setImmediate(() =>
-          sub.ping().then(
-            () => recovered({ client: 'sub', lostPublishes: 0 }),
-            () => undefined,
-          ),
+        caughtUp.then(
+          (complete) => complete && recovered({ client: 'sub', lostPublishes: 0 }),
+          () => undefined,
         );
       } else if (name === 'pub' && lostNow > 0) {
         recovered({ client: 'pub', lostPublishes: lostNow });
@@ -93,8 +126,10 @@ export function createRedisClients(url: string, o: { commandTimeoutMs: number; l
 
   for (const method of ['publish', 'spublish'] as const) {
     const original = pub[method].bind(pub) as (...args: unknown[]) => Promise<number>;
-    (pub as unknown as Record<string, unknown>)[method] = (...args: unknown[]) =>
-      original(...args).then(
+    (pub as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
+      // The sharded adapter's publishes are counted by kind where it tells them apart (socket-server.ts).
+      if (method === 'publish') o.metrics.redisPublishes.inc({ kind: classicKind(String(args[0]), o.prefix ?? 'chat') });
+      return original(...args).then(
         (n) => {
           // A publisher that timed out without losing its connection (a Redis that hung, then answered again).
           if (lostPublishes > 0 && !down.has('pub')) {
@@ -112,12 +147,14 @@ export function createRedisClients(url: string, o: { commandTimeoutMs: number; l
           return 0;
         },
       );
+    };
   }
 
   return {
     pub,
     sub,
     commands,
+    roomsSubscribed: () => subscriptions?.settled(o.commandTimeoutMs) ?? Promise.resolve(),
     degraded: () => Object.values(clients).some((c) => c.status !== 'ready'),
     onRecovery(listener) {
       listeners.push(listener);
@@ -134,4 +171,40 @@ export function createRedisClients(url: string, o: { commandTimeoutMs: number; l
 
 export async function pingRedis(client: Redis, timeoutMs = 1500): Promise<void> {
   await withTimeout(client.ping(), timeoutMs, () => new Error('redis ping timed out'));
+}
+
+/** What a classic adapter's publish is, by its channel: `<prefix>-request#…`, `<prefix>-response#…` or `<prefix>#…`. */
+function classicKind(channel: string, prefix: string): string {
+  if (channel.startsWith(`${prefix}-request#`)) return 'request';
+  if (channel.startsWith(`${prefix}-response#`)) return 'response';
+  return 'broadcast';
+}
+
+/** Counts the classic adapter's channels (a pattern counts as one); the sharded ones are counted as they are held. */
+function countClassicChannels(sub: Redis, metrics: Metrics) {
+  const held = new Set<string>();
+  for (const [method, holds] of [
+    ['subscribe', true],
+    ['psubscribe', true],
+    ['unsubscribe', false],
+    ['punsubscribe', false],
+  ] as const) {
+    const original = sub[method].bind(sub) as (...args: unknown[]) => Promise<unknown>;
+    (sub as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
+      for (const c of args.flat()) if (typeof c === 'string') holds ? held.add(`${method}:${c}`) : held.delete(`${method.slice(2)}:${c}`);
+      metrics.redisSubscriptions.set(held.size);
+      return original(...args);
+    };
+  }
+}
+
+/** Counts what the subscriber receives from Redis, whichever adapter listens (one listener per node, not per room). */
+function countReceived(sub: Redis, metrics: Metrics) {
+  const count = (message: Buffer) => {
+    metrics.redisMessagesReceived.inc();
+    metrics.redisBytesReceived.inc(message.length);
+  };
+  sub.on('messageBuffer', (_channel: Buffer, message: Buffer) => count(message));
+  sub.on('pmessageBuffer', (_pattern: Buffer, _channel: Buffer, message: Buffer) => count(message));
+  sub.on('smessageBuffer', (_channel: Buffer, message: Buffer) => count(message));
 }

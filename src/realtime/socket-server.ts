@@ -19,6 +19,8 @@ export interface SocketServerOptions {
   maxMessageChars: number;
   redis?: RedisClients;
   redisAdapter: 'classic' | 'sharded';
+  /** Sharded adapter: a channel per room held on this node (dynamic), or one channel every node hears (static). */
+  redisSubscriptionMode: 'dynamic' | 'static';
   redisPrefix: string;
   /** New connections per client address per window, on this node. */
   handshakes: Allowance;
@@ -62,7 +64,10 @@ export function createSocketServer(o: SocketServerOptions) {
   if (o.redis) {
     io.adapter(
       o.redisAdapter === 'sharded'
-        ? createShardedAdapter(o.redis.pub, o.redis.sub, { channelPrefix: o.redisPrefix, subscriptionMode: 'static' })
+        ? countedByKind(
+            createShardedAdapter(o.redis.pub, o.redis.sub, { channelPrefix: o.redisPrefix, subscriptionMode: o.redisSubscriptionMode }),
+            o.metrics,
+          )
         : createAdapter(o.redis.pub, o.redis.sub, { key: o.redisPrefix, requestsTimeout: REMOTE_STOP_TIMEOUT_MS }),
     );
   }
@@ -129,4 +134,37 @@ export function refusal(data: ConnectErrorData['code'] | ConnectErrorData, messa
   const err = new Error(message) as Error & { data: ConnectErrorData };
   err.data = typeof data === 'string' ? ({ code: data } as ConnectErrorData) : data;
   return err;
+}
+
+/**
+ * What the sharded adapter publishes, by the cluster adapter's message type (socket.io-adapter's MessageType:
+ * BROADCAST 3, BROADCAST_CLIENT_COUNT 11, BROADCAST_ACK 12); the rest are requests to every node, and its answers
+ * to one node go out through doPublishResponse.
+ */
+const KIND: Record<number, string> = { 3: 'broadcast', 11: 'ack', 12: 'ack' };
+
+type AdapterFactory = ReturnType<typeof createShardedAdapter>;
+interface PublishingAdapter {
+  doPublish(message: { type: number }): Promise<unknown>;
+  doPublishResponse(requesterUid: string, response: unknown): Promise<unknown>;
+}
+
+/** Counts the sharded adapter's publishes by kind where it tells them apart: before it encodes them. */
+function countedByKind(make: AdapterFactory, metrics: Metrics): AdapterFactory {
+  // Socket.IO calls it with `new`: a function, not an arrow.
+  return function countingAdapter(nsp) {
+    const adapter = make(nsp);
+    const hooks = adapter as unknown as PublishingAdapter;
+    const publish = hooks.doPublish.bind(adapter);
+    const respond = hooks.doPublishResponse.bind(adapter);
+    hooks.doPublish = (message) => {
+      metrics.redisPublishes.inc({ kind: KIND[message.type] ?? 'request' });
+      return publish(message);
+    };
+    hooks.doPublishResponse = (requesterUid, response) => {
+      metrics.redisPublishes.inc({ kind: 'response' });
+      return respond(requesterUid, response);
+    };
+    return adapter;
+  };
 }

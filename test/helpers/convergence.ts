@@ -8,12 +8,19 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ChatError, createChatClient, type ChatClient, type ChatClientOptions } from '../../src/sdk/index.ts';
 import type { TestDatabase } from './db.ts';
-import type { FaultCluster } from './fault-cluster.ts';
 
 /** How long every tab gets to agree with the database once the fault has ended (and the sends have settled). */
 export const CONVERGE_MS = 20_000;
 /** A reply quiet for this long is read again by the tab (far below the default: the drills are short). */
 export const STALE_STREAM_MS = 1500;
+
+/** What tabs need of a cluster (a fault cluster's processes, or in-process nodes): addresses, users, tokens, the database. */
+export interface TabCluster {
+  nodes: readonly { url: string }[];
+  db: TestDatabase;
+  user(label?: string): string;
+  tokenFor(userId: string): string;
+}
 
 export interface FaultUser {
   id: string;
@@ -44,7 +51,7 @@ export interface TabOptions {
 }
 
 /** Opens one tab for `user` on node `node` and waits until it is connected. */
-export async function openTab(cluster: FaultCluster, user: FaultUser, node: number, o: TabOptions = {}): Promise<Tab> {
+export async function openTab(cluster: TabCluster, user: FaultUser, node: number, o: TabOptions = {}): Promise<Tab> {
   const chat = createChatClient({
     url: o.url ?? cluster.nodes[node]!.url,
     token: user.token,
@@ -79,7 +86,7 @@ export interface SetupOptions {
  * Users with tabs spread over the nodes, each user with conversations that every one of its tabs has opened and
  * listed, and whose first replies have ended: the quiet state a drill starts from.
  */
-export async function setUpUsers(cluster: FaultCluster, ledger: Ledger, o: SetupOptions = {}): Promise<FaultUser[]> {
+export async function setUpUsers(cluster: TabCluster, ledger: Ledger, o: SetupOptions = {}): Promise<FaultUser[]> {
   const nodes = cluster.nodes.length;
   const nodeOf = o.nodeOf ?? ((u: number, t: number) => (u + t) % nodes);
   const users: FaultUser[] = [];

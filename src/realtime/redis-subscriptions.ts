@@ -1,0 +1,93 @@
+import type { Cluster, Redis } from 'ioredis';
+import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { waitAtMost } from '../shared/time-bounds.ts';
+
+/** Channels re-subscribed per step after a reconnect; the event loop serves sockets between two steps. */
+export const RESUBSCRIBE_BATCH = 500;
+
+export interface ShardSubscriptions {
+  /** Channels this node holds (or will hold once its subscriber is back). */
+  readonly size: number;
+  /** Resolves once every SSUBSCRIBE sent so far has been answered or has failed, and at most after `ms`. */
+  settled(ms: number): Promise<void>;
+  /**
+   * Subscribes every held channel again, `RESUBSCRIBE_BATCH` at a time, yielding between steps. Resolves true once
+   * all went through, false when the connection dropped meanwhile (the next `ready` starts over).
+   */
+  resubscribe(): Promise<boolean>;
+}
+
+/**
+ * Takes over the sharded adapter's SSUBSCRIBE and SUNSUBSCRIBE on the subscriber connection. The adapter fires them
+ * without awaiting (a rejection would end the process) and, in dynamic mode, once per room created or deleted, so
+ * they are many: a connection that is away must neither queue them in memory without bound nor replay them all at
+ * once when it is back. The set of channels wanted is kept here; a command is sent only while the connection is
+ * ready, its failure is caught and counted, and after each (re)connect `resubscribe` sends the whole set again in
+ * paced steps. A room deleted meanwhile is simply no longer in the set.
+ */
+export function guardShardSubscriptions(sub: Redis | Cluster, o: { metrics: Metrics; log: Logger }): ShardSubscriptions {
+  const wanted = new Set<string>();
+  const pending = new Set<Promise<void>>();
+  const ssubscribe = sub.ssubscribe.bind(sub) as (...channels: string[]) => Promise<unknown>;
+  const sunsubscribe = sub.sunsubscribe.bind(sub) as (...channels: string[]) => Promise<unknown>;
+  let passes = 0;
+  let generation = 0;
+
+  const failed = (err: Error) => {
+    o.metrics.adapterErrors.inc({ client: 'sub' });
+    o.log.debug({ err: err.message }, 'redis subscription command dropped');
+    return false;
+  };
+  const send = (command: (...c: string[]) => Promise<unknown>, channel: string): Promise<boolean> => {
+    const sent = command(channel).then(() => true, failed);
+    const tracked = sent.then(() => undefined);
+    pending.add(tracked);
+    void tracked.then(() => pending.delete(tracked));
+    return sent;
+  };
+  const channelsOf = (args: unknown[]) => args.flat().filter((a): a is string => typeof a === 'string');
+
+  // The adapter calls these with one channel (or an array to leave); what it awaits is only ever undefined.
+  (sub as unknown as Record<string, unknown>).ssubscribe = (...args: unknown[]) => {
+    const channels = channelsOf(args);
+    for (const c of channels) wanted.add(c);
+    o.metrics.redisSubscriptions.set(wanted.size);
+    if (sub.status !== 'ready') return Promise.resolve();
+    return Promise.all(channels.map((c) => send(ssubscribe, c))).then(() => undefined);
+  };
+  (sub as unknown as Record<string, unknown>).sunsubscribe = (...args: unknown[]) => {
+    const channels = channelsOf(args);
+    for (const c of channels) wanted.delete(c);
+    o.metrics.redisSubscriptions.set(wanted.size);
+    if (sub.status !== 'ready') return Promise.resolve();
+    return Promise.all(channels.map((c) => send(sunsubscribe, c))).then(() => undefined);
+  };
+
+  return {
+    get size() {
+      return wanted.size;
+    },
+    async settled(ms) {
+      if (pending.size > 0) await waitAtMost(Promise.all([...pending]), ms);
+    },
+    async resubscribe() {
+      const pass = ++generation;
+      const again = passes++ > 0;
+      const channels = [...wanted];
+      let done = 0;
+      for (let i = 0; i < channels.length; i += RESUBSCRIBE_BATCH) {
+        // A newer pass (another reconnect) or a connection gone again: this one stops here.
+        if (pass !== generation || sub.status !== 'ready') return false;
+        const step = channels.slice(i, i + RESUBSCRIBE_BATCH).filter((c) => wanted.has(c));
+        const results = await Promise.all(step.map((c) => send(ssubscribe, c)));
+        if (results.includes(false)) return false;
+        done += step.length;
+        if (again) o.metrics.redisResubscriptions.inc(step.length);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      if (again && done > 0) o.log.info({ channels: done }, 'redis channels subscribed again');
+      return pass === generation;
+    },
+  };
+}
