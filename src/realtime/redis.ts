@@ -183,15 +183,15 @@ function classicKind(channel: string, prefix: string): string {
 /** Counts the classic adapter's channels (a pattern counts as one); the sharded ones are counted as they are held. */
 function countClassicChannels(sub: Redis, metrics: Metrics) {
   const held = new Set<string>();
-  for (const [method, holds] of [
-    ['subscribe', true],
-    ['psubscribe', true],
-    ['unsubscribe', false],
-    ['punsubscribe', false],
+  for (const [method, kind, holds] of [
+    ['subscribe', 'channel', true],
+    ['psubscribe', 'pattern', true],
+    ['unsubscribe', 'channel', false],
+    ['punsubscribe', 'pattern', false],
   ] as const) {
     const original = sub[method].bind(sub) as (...args: unknown[]) => Promise<unknown>;
     (sub as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
-      for (const c of args.flat()) if (typeof c === 'string') holds ? held.add(`${method}:${c}`) : held.delete(`${method.slice(2)}:${c}`);
+      for (const c of args.flat()) if (typeof c === 'string') holds ? held.add(`${kind}:${c}`) : held.delete(`${kind}:${c}`);
       metrics.redisSubscriptions.set(held.size);
       return original(...args);
     };
