@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { McpServer } from './assistant/mcp.ts';
 import { authConfig, type AuthConfig } from './auth/keys.ts';
 import type { Allowance, Budget } from './limits/user-limits.ts';
+import { parseRedisTarget } from './realtime/redis-target.ts';
 import { ConfigError } from './shared/errors.ts';
 
 export { ConfigError };
@@ -236,6 +237,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, makeDemoSecret?
       'DATABASE_URL is set but no JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL: demo mode runs only on the embedded database',
     );
   }
+  if (e.REDIS_URL) checkRedisUrl(e.REDIS_URL, e.REDIS_ADAPTER);
   if (e.ASSISTANT_SYSTEM_PROMPT && e.ASSISTANT_SYSTEM_PROMPT_FILE) {
     throw new ConfigError('ASSISTANT_SYSTEM_PROMPT and ASSISTANT_SYSTEM_PROMPT_FILE are both set: give one');
   }
@@ -339,4 +341,17 @@ function mcpSecret(secret: string | undefined): string {
   if (bytes < MCP_SECRET_MIN_BYTES)
     throw new ConfigError(`MCP_TOKEN_SECRET is ${bytes} bytes; at least ${MCP_SECRET_MIN_BYTES} are required`);
   return secret;
+}
+
+/** A Redis Cluster URL must be well formed, and needs the sharded adapter (SPUBLISH goes to the slot's master). */
+function checkRedisUrl(url: string, adapter: 'classic' | 'sharded') {
+  let target;
+  try {
+    target = parseRedisTarget(url);
+  } catch (err) {
+    throw new ConfigError(`REDIS_URL: ${(err as Error).message}`);
+  }
+  if (target.kind === 'cluster' && adapter !== 'sharded') {
+    throw new ConfigError('REDIS_URL names a Redis Cluster (redis+cluster://): set REDIS_ADAPTER=sharded');
+  }
 }

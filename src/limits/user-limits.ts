@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { ErrorCode, GatewayError } from '../shared/errors.ts';
 
@@ -34,7 +34,7 @@ const REFUSALS: Record<Budget, string> = {
  * unreachable or does not answer in time, each node falls back to an in-memory allowance of its own rather than
  * refusing (or holding) the user's work.
  */
-export function createUserLimits(o: { allowances: Record<Budget, Allowance>; redis?: Redis; prefix: string }): UserLimits {
+export function createUserLimits(o: { allowances: Record<Budget, Allowance>; redis?: Redis | Cluster; prefix: string }): UserLimits {
   const limiters = Object.fromEntries(
     (Object.entries(o.allowances) as [Budget, Allowance][]).map(([budget, { points, durationS }]) => {
       const memory = new RateLimiterMemory({ points, duration: durationS, keyPrefix: budget });

@@ -26,8 +26,14 @@ export interface ShardSubscriptions {
  * ready, its failure is caught and counted, and after each (re)connect `resubscribe` sends the whole set again in
  * paced steps. A room deleted meanwhile is simply no longer in the set.
  */
-export function guardShardSubscriptions(sub: Redis | Cluster, o: { metrics: Metrics; log: Logger }): ShardSubscriptions {
+export function guardShardSubscriptions(
+  sub: Redis | Cluster,
+  o: { metrics: Metrics; log: Logger; resubscribesItself?: boolean },
+): ShardSubscriptions {
   const wanted = new Set<string>();
+  // A cluster client keeps the channels it was sent and subscribes them again itself (redis-connect.ts): a pass
+  // sends it only those that came while it was not ready.
+  const unsent = new Set<string>();
   const pending = new Set<Promise<void>>();
   const ssubscribe = sub.ssubscribe.bind(sub) as (...channels: string[]) => Promise<unknown>;
   const sunsubscribe = sub.sunsubscribe.bind(sub) as (...channels: string[]) => Promise<unknown>;
@@ -53,15 +59,27 @@ export function guardShardSubscriptions(sub: Redis | Cluster, o: { metrics: Metr
     const channels = channelsOf(args);
     for (const c of channels) wanted.add(c);
     o.metrics.redisSubscriptions.set(wanted.size);
-    if (sub.status !== 'ready') return Promise.resolve();
+    if (sub.status !== 'ready') {
+      for (const c of channels) unsent.add(c);
+      return Promise.resolve();
+    }
     return Promise.all(channels.map((c) => send(ssubscribe, c))).then(() => undefined);
   };
   (sub as unknown as Record<string, unknown>).sunsubscribe = (...args: unknown[]) => {
     const channels = channelsOf(args);
-    for (const c of channels) wanted.delete(c);
+    for (const c of channels) {
+      wanted.delete(c);
+      unsent.delete(c);
+    }
     o.metrics.redisSubscriptions.set(wanted.size);
     if (sub.status !== 'ready') return Promise.resolve();
     return Promise.all(channels.map((c) => send(sunsubscribe, c))).then(() => undefined);
+  };
+
+  /** A pass cut short: for a cluster client, what it was not sent yet waits for the next pass. */
+  const stopped = (left: string[]) => {
+    if (o.resubscribesItself) for (const c of left) if (wanted.has(c)) unsent.add(c);
+    return false;
   };
 
   return {
@@ -73,15 +91,16 @@ export function guardShardSubscriptions(sub: Redis | Cluster, o: { metrics: Metr
     },
     async resubscribe() {
       const pass = ++generation;
-      const again = passes++ > 0;
-      const channels = [...wanted];
+      const again = passes++ > 0 && !o.resubscribesItself;
+      const channels = [...(o.resubscribesItself ? unsent : wanted)];
+      unsent.clear();
       let done = 0;
       for (let i = 0; i < channels.length; i += RESUBSCRIBE_BATCH) {
         // A newer pass (another reconnect) or a connection gone again: this one stops here.
-        if (pass !== generation || sub.status !== 'ready') return false;
+        if (pass !== generation || sub.status !== 'ready') return stopped(channels.slice(i));
         const step = channels.slice(i, i + RESUBSCRIBE_BATCH).filter((c) => wanted.has(c));
         const results = await Promise.all(step.map((c) => send(ssubscribe, c)));
-        if (results.includes(false)) return false;
+        if (results.includes(false)) return stopped(channels.slice(i));
         done += step.length;
         if (again) o.metrics.redisResubscriptions.inc(step.length);
         await new Promise((resolve) => setImmediate(resolve));

@@ -1,10 +1,15 @@
-import { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
 import type { Logger } from '../observability/logger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { waitAtMost, withTimeout } from '../shared/time-bounds.ts';
+import { connectRedis, type RedisClient } from './redis-connect.ts';
 import { guardShardSubscriptions } from './redis-subscriptions.ts';
+import { parseRedisTarget } from './redis-target.ts';
 
 type ClientName = 'pub' | 'sub' | 'commands';
+
+/** A cluster subscriber's connection to one master lost: the subscriber is degraded though the cluster is ready. */
+const SUBSCRIBER_NODE_LOST = new Error('a master of the Redis Cluster was lost to the subscriber');
 
 /** A connection that lost traffic and is back: the subscriber missed what was published meanwhile; the publisher dropped `lostPublishes`. */
 export interface Recovery {
@@ -14,11 +19,11 @@ export interface Recovery {
 
 export interface RedisClients {
   /** Publishes adapter broadcasts; never queues while Redis is away. */
-  pub: Redis;
-  /** Subscribes for the adapter; resubscribes by itself after a reconnect. */
-  sub: Redis;
+  pub: RedisClient;
+  /** Subscribes for the adapter; subscribes again after a reconnect (see redis-connect.ts). */
+  sub: RedisClient;
   /** Rate limits; fails fast while Redis is away. */
-  commands: Redis;
+  commands: RedisClient;
   /**
    * Resolves once the channels of the rooms joined so far are subscribed (bounded by the command timeout): a socket
    * let in only then misses nothing published for its rooms from its first moment on.
@@ -49,29 +54,13 @@ export interface RedisClientOptions {
  * would end the process) and counted: once the publisher works again, the tabs of every node are told to catch up.
  */
 export function createRedisClients(url: string, o: RedisClientOptions): RedisClients {
-  const base = {
-    maxRetriesPerRequest: 1,
-    retryStrategy: (times: number) => Math.min(times * 200, 2000),
-    // A peer gone without closing (host down, network cut) is noticed by TCP keep-alive.
-    keepAlive: 10_000,
-  };
-  const pub = new Redis(url, { ...base, enableOfflineQueue: false, commandTimeout: o.commandTimeoutMs, connectionName: 'chat-pub' });
-  // Classic adapter: the subscriber keeps its queue and waits for Redis however long it takes: it only ever holds the
-  // adapter's few SUBSCRIBE commands of start-up, and dropping one would leave the node deaf to the others for good,
-  // or end it (the adapter does not catch the rejection); ioredis subscribes them again after a reconnect.
-  // Sharded adapter: its SSUBSCRIBE and SUNSUBSCRIBE come per room (dynamic mode), so they are held and sent by
-  // redis-subscriptions.ts instead, never queued here, and re-subscribed in paced steps rather than by ioredis.
-  const sub = o.sharded
-    ? new Redis(url, {
-        ...base,
-        enableOfflineQueue: false,
-        autoResubscribe: false,
-        autoResendUnfulfilledCommands: false,
-        connectionName: 'chat-sub',
-      })
-    : new Redis(url, { ...base, maxRetriesPerRequest: null, connectionName: 'chat-sub' });
-  const commands = new Redis(url, { ...base, enableOfflineQueue: false, commandTimeout: o.commandTimeoutMs, connectionName: 'chat-cmd' });
-  const subscriptions = o.sharded ? guardShardSubscriptions(sub, o) : undefined;
+  const target = parseRedisTarget(url);
+  const sharded = o.sharded ?? false;
+  const [pub, sub, commands] = (['pub', 'sub', 'commands'] as const).map((role) =>
+    connectRedis(target, role, { commandTimeoutMs: o.commandTimeoutMs, sharded }),
+  ) as [RedisClient, RedisClient, RedisClient];
+  // A cluster client subscribes the channels of a failed-over master again itself; on one server it is done here.
+  const subscriptions = sharded ? guardShardSubscriptions(sub, { ...o, resubscribesItself: target.kind === 'cluster' }) : undefined;
   // Answered once every channel is subscribed again after a (re)connect: from then on nothing is missed.
   let caughtUp: Promise<boolean> = Promise.resolve(false);
   sub.on('ready', () => {
@@ -86,13 +75,16 @@ export function createRedisClients(url: string, o: RedisClientOptions): RedisCli
     for (const listener of listeners) listener(r);
   };
 
-  const clients: Record<ClientName, Redis> = { pub, sub, commands };
+  const clients: Record<ClientName, RedisClient> = { pub, sub, commands };
   const down = new Map<ClientName, number>();
   let lostPublishes = 0;
-  for (const [name, client] of Object.entries(clients) as [ClientName, Redis][]) {
+  for (const [name, client] of Object.entries(clients) as [ClientName, RedisClient][]) {
     o.metrics.redisConnected.set({ client: name }, 0);
     const lost = (err?: Error) => {
       if (err) o.metrics.adapterErrors.inc({ client: name });
+      // A cluster client reports a node's error while it goes on through the others (a failed master's slots move
+      // to its replica); one server's connection that fails is closed, and reported again then.
+      if (client.status === 'ready' && !(name === 'sub' && err === SUBSCRIBER_NODE_LOST)) return;
       o.metrics.redisConnected.set({ client: name }, 0);
       if (down.has(name) || client.status === 'wait') return;
       down.set(name, performance.now());
@@ -100,7 +92,7 @@ export function createRedisClients(url: string, o: RedisClientOptions): RedisCli
     };
     client.on('error', lost);
     client.on('close', () => lost());
-    client.on('ready', () => {
+    const back = () => {
       o.metrics.redisConnected.set({ client: name }, 1);
       const since = down.get(name);
       if (since === undefined) return;
@@ -115,7 +107,20 @@ export function createRedisClients(url: string, o: RedisClientOptions): RedisCli
       } else if (name === 'pub' && lostNow > 0) {
         recovered({ client: 'pub', lostPublishes: lostNow });
       }
-    });
+    };
+    client.on('ready', back);
+    if (name === 'sub' && client instanceof Cluster && sharded) {
+      // One of the masters' subscriber connections lost (the master failed): what was published to its slots
+      // meanwhile went unheard. ioredis subscribes its channels again on the master that takes over the slots, and
+      // says so with subscribersReady; the tabs are told to catch up then.
+      client.on('-node', () => lost(SUBSCRIBER_NODE_LOST));
+      client.on('subscribersReady', () => {
+        if (!down.has('sub')) return;
+        o.metrics.redisResubscriptions.inc(subscriptions?.size ?? 0);
+        caughtUp = Promise.resolve(true);
+        back();
+      });
+    }
   }
 
   function takeLost() {
@@ -169,7 +174,7 @@ export function createRedisClients(url: string, o: RedisClientOptions): RedisCli
   };
 }
 
-export async function pingRedis(client: Redis, timeoutMs = 1500): Promise<void> {
+export async function pingRedis(client: RedisClient, timeoutMs = 1500): Promise<void> {
   await withTimeout(client.ping(), timeoutMs, () => new Error('redis ping timed out'));
 }
 
@@ -181,7 +186,7 @@ function classicKind(channel: string, prefix: string): string {
 }
 
 /** Counts the classic adapter's channels (a pattern counts as one); the sharded ones are counted as they are held. */
-function countClassicChannels(sub: Redis, metrics: Metrics) {
+function countClassicChannels(sub: RedisClient, metrics: Metrics) {
   const held = new Set<string>();
   for (const [method, kind, holds] of [
     ['subscribe', 'channel', true],
@@ -199,7 +204,7 @@ function countClassicChannels(sub: Redis, metrics: Metrics) {
 }
 
 /** Counts what the subscriber receives from Redis, whichever adapter listens (one listener per node, not per room). */
-function countReceived(sub: Redis, metrics: Metrics) {
+function countReceived(sub: RedisClient, metrics: Metrics) {
   const count = (message: Buffer) => {
     metrics.redisMessagesReceived.inc();
     metrics.redisBytesReceived.inc(message.length);
