@@ -101,7 +101,7 @@ export async function startRedisCluster(o: { masters?: number; replicas?: number
     for (let i = 0; i < masters * (1 + replicas); i++) {
       const port = await freePortPair(taken);
       const child = spawn(
-        'redis-server',
+        process.env.REDIS_SERVER_PATH ?? 'redis-server',
         [
           '--port',
           String(port),

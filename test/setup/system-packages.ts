@@ -1,5 +1,6 @@
-// Vitest global setup: the browser tests need Debian's Chromium and the load-balancer tests Debian's nginx. On a
-// fresh machine neither is installed, so when the run includes those tests and they are missing, they are
+// Vitest global setup: the browser tests need Debian's Chromium, the load-balancer tests Debian's nginx, and the
+// Redis Cluster test Debian's redis-server (the machine's own Redis may be a service without it). On a
+// fresh machine none of them may be installed, so when the run includes those tests and they are missing, they are
 // installed here from Debian's packages (as root), before any test starts. Otherwise the tests that need them
 // fail with a message saying what to install.
 import { execFileSync } from 'node:child_process';
@@ -13,6 +14,8 @@ const PACKAGES = [
     folders: ['test/browser', 'test/packages', 'test/examples'],
   },
   { name: 'nginx-light', binary: process.env.NGINX_PATH ?? '/usr/sbin/nginx', folders: ['test/nginx'] },
+  // The Redis Cluster test starts servers of its own (and brings redis-cli, which creates the cluster).
+  { name: 'redis-server', binary: process.env.REDIS_SERVER_PATH ?? '/usr/bin/redis-server', folders: ['test/faults'] },
 ];
 
 /** The file filters given to `vitest run`; none means the whole suite. */
