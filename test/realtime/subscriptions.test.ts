@@ -1,6 +1,7 @@
 // Per-room Redis subscriptions (the sharded adapter, REDIS_SUBSCRIPTION_MODE): a node subscribes to the channel of
 // each user it holds a tab of and hears nothing of the others' users (static mode: every node hears everything);
-// a tab whose channel is subscribed as it joins, in the middle of a burst, still ends up with every message; a node
+// a tab whose channel is subscribed as it joins, in the middle of a burst, gets what follows live and ends up with
+// every message; a node
 // whose Redis connection is away neither crashes nor queues its subscriptions, and subscribes every one again once
 // Redis is back, in steps that leave the event loop free between them.
 import { Redis } from 'ioredis';
@@ -105,21 +106,36 @@ describe('the window between joining and the channel being subscribed', () => {
     const started = await ledger.send(first, { content: 'the burst starts' });
     const conversationId = started.acked!.conversationId;
     user.conversations.push(conversationId);
-    // Sends one after another from the tab on node A; the tab on node B, the user's first there, opens after the
-    // fifth, while the others keep coming, and follows the conversation.
+    // Sends one after another from the tab on node A, from before the tab on node B (the user's first there) connects
+    // until ten sends after it has opened the conversation: what it gets from then on comes only through its
+    // node's subscription to the user's channel.
+    let sentWhenOpened: number | undefined;
     const burst = (async () => {
-      for (let i = 0; i < 30; i++) await ledger.send(first, { conversationId, content: `burst ${i} ${words(5)}` });
+      // Bounded, should the tab never open.
+      for (let i = 0; i < 300 && (sentWhenOpened === undefined || i < sentWhenOpened + 10); i++) {
+        await ledger.send(first, { conversationId, content: `burst ${i} ${words(5)}` });
+      }
     })();
     await until(() => ledger.records.filter((r) => r.acked).length >= 6, 'the burst to be under way');
     const late = await openTab(cluster, user, 1);
+    // What reaches it live, not through a catch-up read.
+    const live = new Set<string>();
+    late.chat.socket.on('message:created', (p) => live.add(p.message.id));
     await follow(late, conversationId);
+    sentWhenOpened = ledger.records.length;
     await burst;
+    const stored = 2 * ledger.records.length;
+    const sentAfter = ledger.records.slice(sentWhenOpened);
+    expect(sentAfter.length).toBeGreaterThanOrEqual(9);
     try {
       const convergence = await awaitConvergence(cluster.db, [user], ledger, performance.now());
       expect(convergence.problems).toEqual([]);
       const integrity = await checkIntegrity(cluster.db, [user], ledger);
       expect(integrity.problems).toEqual([]);
-      expect(late.chat.messages(conversationId)).toHaveLength(62);
+      expect(late.chat.messages(conversationId)).toHaveLength(stored);
+      // Once it agrees with the database, every message sent after it opened has reached it live (each is sent to
+      // the tabs after its acknowledgement, so the last may come after the burst's end).
+      expect(sentAfter.filter((r) => !live.has(r.acked!.id)).map((r) => r.content)).toEqual([]);
     } finally {
       closeTabs([user]);
     }
