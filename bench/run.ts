@@ -35,8 +35,12 @@ async function runBench(settings: BenchSettings, cleanup: Cleanup): Promise<{ re
       .join(' ')}; the load generator shares these cores`,
   );
   say(`database: ${dbName}, dropped at the end`);
+  if (settings.baseline) say(`baseline (A side): the gateway of ${settings.baseline}, measured just before this checkout's`);
   const results = [await measure(ctx, 'transport (persistence off)', 'bench/transport-server.ts', 'classic', false)];
   for (const adapter of settings.adapters) {
+    if (settings.baseline) {
+      results.push(await measure(ctx, `baseline (${adapter} adapter)`, 'src/server.ts', adapter, true, settings.baseline));
+    }
     results.push(await measure(ctx, `gateway (${adapter} adapter)`, 'src/server.ts', adapter, true));
   }
   if (settings.skipMemory) return { results };

@@ -46,10 +46,23 @@ async function runScale(s: ScaleSettings): Promise<ScaleResult[]> {
   say(`database: ${dbName}, dropped at the end; Redis: ${s.redisUrl ? redisUrl : `private redis-server at ${redisUrl}`}`);
   const results: ScaleResult[] = [];
   for (const count of s.nodes) {
-    for (const adapter of s.adapters) results.push(...(await measureNodeSet(ctx, count, adapter)));
+    for (const adapter of s.adapters) {
+      if (!s.baseline) {
+        results.push(...(await measureNodeSet(ctx, count, adapter)));
+        continue;
+      }
+      // A B, B A, …: whatever drifts on the machine during the run weighs on both sides alike.
+      for (let round = 0; round < s.rounds; round++) {
+        const order = round % 2 === 0 ? (['baseline', 'this'] as const) : (['this', 'baseline'] as const);
+        for (const checkout of order) results.push(...(await measureNodeSet(ctx, count, adapter, checkout)));
+      }
+    }
   }
   return results;
 }
+
+/** The label of this checkout's rows: `B ` in an A/B run. */
+const s0 = (s: ScaleSettings) => (s.baseline ? 'B ' : '');
 
 let results: ScaleResult[] | undefined;
 try {
@@ -70,7 +83,10 @@ if (results) {
   if (chosen.json) process.stdout.write(`${JSON.stringify(report)}\n`);
   else {
     say('\nsummary (per acknowledged message; "in" is what one node receives from Redis per publish)');
-    for (const r of results) say(`  ${`${r.nodes} nodes ${r.adapter} ${r.placement}`.padEnd(30)} ${formatResult(r)}`);
+    for (const r of results) {
+      const name = `${r.checkout === 'baseline' ? 'A ' : s0(chosen)}${r.nodes} nodes ${r.adapter} ${r.placement}`;
+      say(`  ${name.padEnd(32)} ${formatResult(r)}`);
+    }
     if (results.some((r) => r.redisBytesInPerPublishPerNode === null)) {
       say('  n/a: this build has no chat_redis_* counters (nor, then, REDIS_SUBSCRIPTION_MODE: sharded-dynamic ran as static)');
     }

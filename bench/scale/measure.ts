@@ -23,6 +23,8 @@ export interface ScaleContext {
 }
 
 export interface ScaleResult {
+  /** `this` checkout, or the `baseline` of an A/B run. */
+  checkout: 'this' | 'baseline';
   nodes: number;
   adapter: AdapterVariant;
   placement: Placement;
@@ -69,10 +71,15 @@ function nodeEnv(ctx: ScaleContext, env: Record<string, string>): NodeJS.Process
   };
 }
 
-export async function measureNodeSet(ctx: ScaleContext, count: number, adapter: AdapterVariant): Promise<ScaleResult[]> {
+export async function measureNodeSet(
+  ctx: ScaleContext,
+  count: number,
+  adapter: AdapterVariant,
+  checkout: ScaleResult['checkout'] = 'this',
+): Promise<ScaleResult[]> {
   const { settings, say } = ctx;
   const prefix = `scale-${randomBytes(4).toString('hex')}`;
-  say(`\n${count} nodes, ${adapter}`);
+  say(`\n${count} nodes, ${adapter}${checkout === 'baseline' ? `, baseline ${settings.baseline}` : ''}`);
   const nodes: Node[] = [];
   // One after another: the first migrates, and four cold starts at once on two cores stall each other for long.
   for (let i = 0; i < count; i++) {
@@ -80,6 +87,7 @@ export async function measureNodeSet(ctx: ScaleContext, count: number, adapter: 
       await startNode('src/server.ts', nodeEnv(ctx, { NODE_ID: `scale-${i}`, REDIS_PREFIX: prefix, ...ADAPTERS[adapter] }), {
         nodeArgs: [],
         cleanup: ctx.cleanup,
+        checkout: checkout === 'baseline' ? settings.baseline : undefined,
       }),
     );
   }
@@ -98,7 +106,7 @@ export async function measureNodeSet(ctx: ScaleContext, count: number, adapter: 
         if (phase === 'send') before = sampleWindow(nodes, redis);
         else if (phase !== 'drain' && before && !after) after = sampleWindow(nodes, redis);
       });
-      const result = resultOf(count, adapter, placement, ctx.settings.rate, report, await before!, await after!);
+      const result = { checkout, ...resultOf(count, adapter, placement, ctx.settings.rate, report, await before!, await after!) };
       say(`  ${placement.padEnd(6)} ${formatResult(result)}`);
       results.push(result);
     }
@@ -127,7 +135,7 @@ function resultOf(
   report: LoadReport,
   before: Window,
   after: Window,
-): ScaleResult {
+): Omit<ScaleResult, 'checkout'> {
   const messages = Math.max(1, report.counts.acked);
   const perNode = after.nodes.map((a, i) => round((a.cpuMs - before.nodes[i]!.cpuMs) / messages, 4));
   // A counter's increase summed over the nodes; null when a node's build does not have it.

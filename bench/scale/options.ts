@@ -28,6 +28,9 @@ export interface ScaleSettings {
   adminUrl: string;
   /** Print the report as JSON (and nothing else) on stdout. */
   json: boolean;
+  /** Another checkout of the project, measured alternately with this one (A/B), each configuration `rounds` times. */
+  baseline?: string;
+  rounds: number;
 }
 
 const DEFAULT_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/test';
@@ -59,6 +62,9 @@ Options
   --warmup S            unrecorded seconds on each fresh set of nodes (default 3; 0 skips it)
   --redis-url URL       use this Redis instead of a private one
   --admin-url URL       PostgreSQL database to create the bench database through (default ${DEFAULT_ADMIN_URL})
+  --baseline DIR        another checkout of the project (npm ci done there): every configuration is measured
+                        on its gateway too, alternately with this one's (A B, then B A, …): an A/B comparison
+  --rounds N            with --baseline: how many times each side runs each configuration (default 2)
   --json                print the report as JSON only
   -h, --help            this text
 
@@ -106,6 +112,8 @@ export function readScaleSettings(argv: string[]): ScaleSettings | null {
         'redis-url': { type: 'string' },
         'admin-url': { type: 'string' },
         json: { type: 'boolean' },
+        baseline: { type: 'string' },
+        rounds: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -127,5 +135,7 @@ export function readScaleSettings(argv: string[]): ScaleSettings | null {
     redisUrl: values['redis-url'],
     adminUrl: values['admin-url'] ?? DEFAULT_ADMIN_URL,
     json: values.json ?? false,
+    baseline: values.baseline ? `${values.baseline.replace(/\/+$/, '')}/` : undefined,
+    rounds: positive(values.rounds, 'rounds', 2, { integer: true }),
   };
 }
