@@ -1,5 +1,5 @@
 import { pino } from 'pino';
-import { BUFFERED_OUTPUT, type Logger } from './logger.ts';
+import type { Logger } from './logger.ts';
 import { currentRequest } from './request-context.ts';
 
 /**
@@ -29,7 +29,7 @@ export function createAudit(o: { log: Logger; node: string; path?: string }): Au
   const sink = o.path
     ? pino(
         { base: { node: o.node }, timestamp: pino.stdTimeFunctions.isoTime },
-        pino.destination({ ...BUFFERED_OUTPUT, dest: o.path, mkdir: true }),
+        pino.destination({ dest: o.path, sync: false, mkdir: true }),
       )
     : o.log;
   return (entry) => {

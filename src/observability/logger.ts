@@ -20,16 +20,9 @@ export function createLogger(level: string, base: Record<string, unknown> = {}, 
     // Asynchronous writes: with an audit line per message, synchronous writes to stdout block the event loop
     // whenever the disk or the pipe behind it stalls (they took a sixth of a node's CPU under load). What is
     // buffered is flushed at exit.
-    destination ?? pino.destination(BUFFERED_OUTPUT),
+    destination ?? pino.destination({ dest: 1, sync: false }),
   );
 }
-
-/**
- * Lines are gathered up to 4 KiB and written together, and whatever is gathered at least every 200 ms: one write
- * per line (an audit line per message) cost a tenth of a busy node's CPU in a profile at 500 msg/s. A line waits at
- * most 200 ms; what a process killed with SIGKILL had gathered is lost with it (a normal exit flushes it).
- */
-export const BUFFERED_OUTPUT = { dest: 1, sync: false, minLength: 4096, periodicFlush: 200 } as const;
 
 // PostgreSQL describes a rejected row in `detail` ("Failing row contains (…)", "Key (…)=(…) already exists"),
 // and MikroORM repeats it in the error message. Row values are user data (message text among them), so the
