@@ -31,6 +31,13 @@ const REFUSALS: Record<Budget, string> = {
 };
 
 /**
+ * The most points a node leases at once, whatever the allowance: 20 already saves 95 % of the round trips, and a
+ * lease counts in Redis before it is spent, so a big one would make the user look busier than they are to nodes
+ * configured with a smaller allowance (during a rolling change of a limit) and strand more points on a node.
+ */
+export const MAX_LEASE = 20;
+
+/**
  * Per-user allowances shared by every node through Redis (in memory in the embedded mode). While Redis is
  * unreachable or does not answer in time, each node falls back to an in-memory allowance of its own rather than
  * refusing (or holding) the user's work. With Redis, each node takes `leaseShare` of an allowance at once and
@@ -56,7 +63,7 @@ export function createUserLimits(o: {
               insuranceLimiter: memory,
             }),
             points,
-            points * (o.leaseShare ?? 0),
+            Math.min(MAX_LEASE, points * (o.leaseShare ?? 0)),
           )
         : memory;
       return [budget, limiter];
