@@ -24,6 +24,8 @@ const REFRESH_RETRY_MS = 5000;
 
 /** The longest a retry waits for the `retryAfterMs` of an `UNAVAILABLE`, whatever the gateway says. */
 const MAX_RETRY_AFTER_MS = 5_000;
+/** How long a token fetched before connecting (for the affinity key) may serve the handshake instead of a new one. */
+const PREFETCH_FRESH_MS = 10_000;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class Connection {
@@ -49,7 +51,8 @@ export class Connection {
   private reconnectTimer?: ReturnType<typeof setTimeout>;
   private closedFlag = false;
   /** A token fetched before the first connection (for its affinity key), handed to that connection's handshake. */
-  private prefetched?: Promise<string>;
+  private prefetched?: { token: Promise<string>; at: number };
+  private prefetching = false;
   private rejectClosed!: (err: ChatError) => void;
   private readonly whenClosed = new Promise<never>((_, reject) => (this.rejectClosed = reject));
 
@@ -90,17 +93,19 @@ export class Connection {
 
   connect(): void {
     if (this.closedFlag) throw new ChatError('DISCONNECTED', 'the client is closed');
-    if (this.socket.active || this.prefetched) return;
+    if (this.socket.active || this.prefetching) return;
     this.setStatus(this.everConnected ? 'reconnecting' : 'connecting');
     if (this.affinity && this.getToken && !this.affinityKnown()) {
       // The key goes in the URL of the transport's first request, before the handshake asks for a token: fetch
       // that token now, and let the handshake use it (getToken is still called once per handshake).
-      const prefetched = Promise.resolve().then(() => this.getToken!());
-      this.prefetched = prefetched;
-      void prefetched
-        .then((token) => this.keepAffinity(token))
+      const token = Promise.resolve().then(() => this.getToken!());
+      this.prefetched = { token, at: Date.now() };
+      this.prefetching = true;
+      void token
+        .then((t) => this.keepAffinity(t))
         .catch(() => undefined)
         .finally(() => {
+          this.prefetching = false;
           if (!this.closedFlag && !this.socket.active) this.socket.connect();
         });
       return;
@@ -200,7 +205,9 @@ export class Connection {
     try {
       const prefetched = this.prefetched;
       this.prefetched = undefined;
-      const token = prefetched ? await prefetched : this.getToken ? await this.getToken() : this.token;
+      // A prefetched token serves the handshake it was fetched for, not one long after (the server was down).
+      const fresh = prefetched && Date.now() - prefetched.at < PREFETCH_FRESH_MS ? prefetched.token : undefined;
+      const token = fresh ? await fresh : this.getToken ? await this.getToken() : this.token;
       this.tokenFetchFailed = false;
       if (token) this.keepAffinity(token);
       this.token = token;
