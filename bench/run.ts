@@ -7,13 +7,13 @@
 // one node. Options: bench/ceiling/options.ts, or `npm run bench -- --help`.
 import { randomBytes } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
-import pg from 'pg';
 import { measure, type BenchContext, type Ceiling } from './ceiling/measure.ts';
 import { ensureServices } from './ceiling/nodes.ts';
 import { HELP, readBenchSettings, TABS, USERS, type BenchSettings } from './ceiling/options.ts';
 import { printSummary } from './ceiling/summary.ts';
 import { Cleanup, cleanUpOnExit } from './lib/cleanup.ts';
 import { readCommandLine, settingsOrExit } from './lib/cli.ts';
+import { createDatabase } from './lib/database.ts';
 import { measureSocketMemory, type MemoryResult } from './memory/measure.ts';
 
 readCommandLine('bench', HELP);
@@ -22,27 +22,6 @@ const settings = settingsOrExit('bench', () => readBenchSettings(process.env));
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const cleanup = new Cleanup(say);
 cleanUpOnExit(cleanup, say);
-
-/** Creates the run's database and registers its drop (WITH (FORCE): a killed node's connections must not block it). */
-async function createDatabase(adminUrl: string, dbName: string, cleanup: Cleanup): Promise<string> {
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  try {
-    await admin.query(`create database ${dbName}`);
-  } finally {
-    await admin.end();
-  }
-  cleanup.add(`drop database ${dbName}`, async () => {
-    const dropper = new pg.Client({ connectionString: adminUrl });
-    await dropper.connect();
-    try {
-      await dropper.query(`drop database if exists ${dbName} with (force)`);
-    } finally {
-      await dropper.end();
-    }
-  });
-  return adminUrl.replace(/\/[^/]*$/, `/${dbName}`);
-}
 
 async function runBench(settings: BenchSettings, cleanup: Cleanup): Promise<{ results: Ceiling[]; memory?: MemoryResult }> {
   await ensureServices(say);
@@ -56,8 +35,12 @@ async function runBench(settings: BenchSettings, cleanup: Cleanup): Promise<{ re
       .join(' ')}; the load generator shares these cores`,
   );
   say(`database: ${dbName}, dropped at the end`);
+  if (settings.baseline) say(`baseline (A side): the gateway of ${settings.baseline}, measured just before this checkout's`);
   const results = [await measure(ctx, 'transport (persistence off)', 'bench/transport-server.ts', 'classic', false)];
   for (const adapter of settings.adapters) {
+    if (settings.baseline) {
+      results.push(await measure(ctx, `baseline (${adapter} adapter)`, 'src/server.ts', adapter, true, settings.baseline));
+    }
     results.push(await measure(ctx, `gateway (${adapter} adapter)`, 'src/server.ts', adapter, true));
   }
   if (settings.skipMemory) return { results };

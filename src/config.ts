@@ -110,6 +110,8 @@ const EnvSchema = z.object({
   READ_RATE_WINDOW_S: int(10, 1),
   REFRESH_RATE_LIMIT: int(10, 1),
   REFRESH_RATE_WINDOW_S: int(60, 1),
+  // Share of each per-user allowance a node takes from Redis at once and spends locally (limits/leases.ts).
+  RATE_LIMIT_LEASE: z.coerce.number().min(0).max(0.5).default(0.1),
   MAX_INFLIGHT_PER_SOCKET: int(16, 1),
   HANDSHAKE_RATE_LIMIT: int(60, 1),
   HANDSHAKE_RATE_WINDOW_S: int(10, 1),
@@ -198,6 +200,8 @@ export interface GatewayConfig {
   limits: {
     /** Per user, across every node and both doors. */
     allowances: Record<Budget, Allowance>;
+    /** Share of each allowance a node takes from Redis at once (0: a round trip per command). */
+    leaseShare: number;
     maxSocketsPerUser: number;
     /** Commands of one socket being handled at once; more are refused RATE_LIMITED at once. */
     maxInflightPerSocket: number;
@@ -306,6 +310,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, makeDemoSecret?
         read: { points: e.READ_RATE_LIMIT, durationS: e.READ_RATE_WINDOW_S },
         refresh: { points: e.REFRESH_RATE_LIMIT, durationS: e.REFRESH_RATE_WINDOW_S },
       },
+      leaseShare: e.RATE_LIMIT_LEASE,
       maxSocketsPerUser: e.MAX_SOCKETS_PER_USER,
       maxInflightPerSocket: e.MAX_INFLIGHT_PER_SOCKET,
       handshakes: { points: e.HANDSHAKE_RATE_LIMIT, durationS: e.HANDSHAKE_RATE_WINDOW_S },

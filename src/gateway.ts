@@ -161,7 +161,12 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   });
   fanout.answerStops(assistant.stopIfRunningHere);
   fanout.answerRunning(assistant.runningHere);
-  const limits = createUserLimits({ allowances: config.limits.allowances, redis: redis?.commands, prefix: config.redisPrefix });
+  const limits = createUserLimits({
+    allowances: config.limits.allowances,
+    redis: redis?.commands,
+    prefix: config.redisPrefix,
+    leaseShare: config.limits.leaseShare,
+  });
   const sendMessage = createSendMessage({ limits, messages, assistant, publish, log, writeTimeoutMs: config.writeTimeoutMs });
 
   const { maxMessageChars } = config;

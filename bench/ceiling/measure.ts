@@ -45,7 +45,14 @@ export interface Ceiling {
   fixed: { ackP50: number; ackP99: number; fanoutP50: number; fanoutP99: number; achieved: number; verified: boolean; cpu: CpuBudget };
 }
 
-export async function measure(ctx: BenchContext, mode: string, entry: string, adapter: Adapter, persistent: boolean): Promise<Ceiling> {
+export async function measure(
+  ctx: BenchContext,
+  mode: string,
+  entry: string,
+  adapter: Adapter,
+  persistent: boolean,
+  checkout?: string,
+): Promise<Ceiling> {
   const { settings, say } = ctx;
   say(`\n${mode}`);
   const prefix = `bench-${randomBytes(4).toString('hex')}`;
@@ -54,6 +61,7 @@ export async function measure(ctx: BenchContext, mode: string, entry: string, ad
       startNode(entry, nodeEnv(ctx, { NODE_ID: `bench-${i}`, REDIS_ADAPTER: adapter, REDIS_PREFIX: prefix }), {
         nodeArgs: settings.nodeArgs,
         cleanup: ctx.cleanup,
+        checkout,
       }),
     ),
   );

@@ -14,16 +14,20 @@ export interface Node {
 }
 
 /**
- * Starts `entry` (the gateway or the transport server) on a free port and resolves once it logs that it listens.
+ * Starts `entry` (the gateway or the transport server; of another `checkout` of the project for an A/B run) on a free port and resolves once it logs that it listens.
  * Its stop is registered at spawn, not at listening: a node that is still starting when the run is interrupted
  * must be stopped too.
  */
 export function startNode(
   entry: string,
   env: NodeJS.ProcessEnv,
-  { nodeArgs, cleanup }: { nodeArgs: string[]; cleanup: Cleanup },
+  { nodeArgs, cleanup, checkout = root }: { nodeArgs: string[]; cleanup: Cleanup; checkout?: string },
 ): Promise<Node> {
-  const child = spawn(`${root}node_modules/.bin/node`, [...nodeArgs, entry], { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(`${checkout}node_modules/.bin/node`, [...nodeArgs, entry], {
+    cwd: checkout,
+    env,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const stop = cleanup.add(`${entry} (pid ${child.pid})`, () => stopChild(child));
   return new Promise((resolve, reject) => {
     let buffer = '';

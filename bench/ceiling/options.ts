@@ -16,6 +16,8 @@ export interface BenchSettings {
   /** Where the bench database is created (and dropped). */
   adminUrl: string;
   redisUrl: string;
+  /** Another checkout of the project whose gateway is measured too, before this one's (an A/B run). */
+  baseline?: string;
 }
 
 /** A step fails when p99 fan-out passes this. */
@@ -49,6 +51,7 @@ export function readBenchSettings(env: NodeJS.ProcessEnv): BenchSettings {
     nodeArgs: (env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
     adminUrl: env.BENCH_ADMIN_URL ?? DEFAULT_ADMIN_URL,
     redisUrl: env.REDIS_URL ?? DEFAULT_REDIS_URL,
+    baseline: env.BENCH_BASELINE ? `${env.BENCH_BASELINE.replace(/\/+$/, '')}/` : undefined,
   };
 }
 
@@ -77,6 +80,9 @@ Environment
   BENCH_SKIP_MEMORY=1   skip the memory stage
   BENCH_NODE_ARGS       Node options for the two nodes, split on spaces (e.g. "--cpu-prof --cpu-prof-dir=prof";
                         a profiled node is slower, so its ceilings mean little)
+  BENCH_BASELINE        another checkout of the project (npm ci done there), e.g. a worktree of the previous
+                        commit: its gateway's full path is measured too, just before this one's, in the same
+                        run (an A/B comparison)
   BENCH_ADMIN_URL       PostgreSQL database to create the bench database through (default ${DEFAULT_ADMIN_URL})
   REDIS_URL             Redis of the nodes (default ${DEFAULT_REDIS_URL})
 

@@ -109,7 +109,8 @@ export class Fleet {
 
   private openTab(user: User, t: number): Promise<void> {
     const u = user.index;
-    const url = this.o.urls[(u + t) % this.o.urls.length]!;
+    const n = this.o.urls.length;
+    const url = this.o.urls[this.o.placement === 'affine' ? u % n : (u + t) % n]!;
     const tracker = this.tracker;
     const started = performance.now();
     const chat = createChatClient({

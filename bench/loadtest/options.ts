@@ -9,6 +9,13 @@ import { z } from 'zod';
 export type Transport = 'websocket' | 'polling';
 
 /**
+ * Where a user's tabs connect. `spread`: tab t of user u on urls[(u + t) % n], so a user's tabs sit on different
+ * nodes (every broadcast crosses Redis). `affine`: every tab of user u on urls[u % n], as behind a balancer that
+ * hashes on the SDK's affinity key (deploy/nginx).
+ */
+export type Placement = 'spread' | 'affine';
+
+/**
  * What the verification judges. `receipts`: every tab received every acknowledged message live, exactly once.
  * `converged`: after the drain, every observer tab's SDK view equals what the gateway stores (what a user sees
  * once the SDK has repaired whatever a fault lost).
@@ -16,8 +23,9 @@ export type Transport = 'websocket' | 'polling';
 export type VerifyMode = 'receipts' | 'converged';
 
 export interface LoadOptions {
-  /** Gateway base URLs; tab t of user u connects to urls[(u + t) % urls.length]. */
+  /** Gateway base URLs; tab t of user u connects to urls[(u + t) % urls.length] (`spread`) or urls[u % urls.length] (`affine`). */
   urls: string[];
+  placement: Placement;
   users: number;
   /** Tabs (sockets) per user. */
   tabs: number;
@@ -72,6 +80,7 @@ export class UsageError extends Error {
 
 export const DEFAULTS = {
   urls: ['http://127.0.0.1:3000'],
+  placement: 'spread' as Placement,
   users: 200,
   tabs: 2,
   rate: 500,
@@ -110,6 +119,7 @@ const positiveInt = z.number().int().positive();
 const Schema = z
   .object({
     urls: z.array(url).min(1),
+    placement: z.enum(['spread', 'affine']),
     users: positiveInt,
     tabs: positiveInt.max(255),
     rate: z.number().positive(),
@@ -190,7 +200,7 @@ export function resolveOptions(input: Partial<LoadOptions> & { secret?: string }
 
 export const HELP = `Usage: npm run loadtest -- [options]
 
-Open-loop load test of a chat gateway (one or more nodes): U users × T tabs, each user's tabs on different nodes,
+Open-loop load test of a chat gateway (one or more nodes): U users × T tabs, each user's tabs on different nodes (or on one),
 messages offered at a fixed rate whatever the gateway answers. Measures connect, ack, cross-tab fan-out and
 assistant latency (HDR histograms), then verifies that every acknowledged message reached every tab of its user
 exactly once and is stored exactly once (or, with --verify converged, that every observer tab's view converged on
@@ -207,6 +217,8 @@ Target
 Load
   --users N              users (default 200); each sends into one conversation of its own
   --tabs N               sockets per user (default 2); tab t of user u uses url (u + t) mod #urls
+  --placement P          spread (default: as above, a user's tabs on different nodes) or affine (every tab of
+                         user u on url u mod #urls, as behind a balancer hashing on the SDK's affinity key)
   --rate R               offered messages per second over all users (default 500)
   --ramp S               seconds to grow the rate linearly from 0 (default 5; part of --duration)
   --duration S           seconds of sending, ramp included (default 30)
@@ -269,6 +281,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
         url: { type: 'string', multiple: true },
         users: { type: 'string' },
         tabs: { type: 'string' },
+        placement: { type: 'string' },
         rate: { type: 'string' },
         ramp: { type: 'string' },
         duration: { type: 'string' },
@@ -321,6 +334,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     urls: list(values.url),
     users: num('users', values.users),
     tabs: num('tabs', values.tabs),
+    placement: values.placement as Placement | undefined,
     rate: num('rate', values.rate),
     rampS: seconds('ramp', values.ramp),
     durationS: seconds('duration', values.duration),

@@ -14,7 +14,7 @@ import {
 } from '../shared/events.ts';
 import type { Emitter } from './emitter.ts';
 import { ChatError, fromSocketError } from './errors.ts';
-import { jwtExp } from './token.ts';
+import { AFFINITY_PARAM, affinityKey, jwtExp, jwtSub } from './token.ts';
 import type { ChatClientEvents, ChatClientOptions, ChatSocket, ConnectionStatus } from './types.ts';
 
 const MAX_RECONNECT_DELAY_MS = 30_000;
@@ -24,6 +24,8 @@ const REFRESH_RETRY_MS = 5000;
 
 /** The longest a retry waits for the `retryAfterMs` of an `UNAVAILABLE`, whatever the gateway says. */
 const MAX_RETRY_AFTER_MS = 5_000;
+/** How long a token fetched before connecting (for the affinity key) may serve the handshake instead of a new one. */
+const PREFETCH_FRESH_MS = 10_000;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class Connection {
@@ -34,6 +36,7 @@ export class Connection {
   private readonly ackTimeoutMs: number;
   private readonly attempts: number;
   private readonly refreshBeforeMs: number;
+  private readonly affinity: boolean;
 
   private token?: string;
   private handshakeToken?: string;
@@ -47,6 +50,9 @@ export class Connection {
   private refreshTimer?: ReturnType<typeof setTimeout>;
   private reconnectTimer?: ReturnType<typeof setTimeout>;
   private closedFlag = false;
+  /** A token fetched before the first connection (for its affinity key), handed to that connection's handshake. */
+  private prefetched?: { token: Promise<string>; at: number };
+  private prefetching = false;
   private rejectClosed!: (err: ChatError) => void;
   private readonly whenClosed = new Promise<never>((_, reject) => (this.rejectClosed = reject));
 
@@ -59,6 +65,7 @@ export class Connection {
     this.ackTimeoutMs = options.ackTimeoutMs ?? 10_000;
     this.attempts = Math.max(1, options.sendAttempts ?? 3);
     this.refreshBeforeMs = options.refreshBeforeMs ?? 30_000;
+    this.affinity = options.userAffinity ?? true;
     this.whenClosed.catch(() => {});
 
     this.socket = io(`${options.url.replace(/\/+$/, '')}/chat`, {
@@ -70,6 +77,7 @@ export class Connection {
       // A callback, not an object: every (re)connect's handshake gets a fresh token.
       auth: (cb) => void this.handshakeAuth().then(cb),
     });
+    if (this.token) this.keepAffinity(this.token);
     this.socket.on('connect', () => this.handleConnect());
     this.socket.on('disconnect', () => this.handleDisconnect());
     this.socket.on('connect_error', (err) => this.handleConnectError(err as Error & { data?: Partial<ConnectErrorData> }));
@@ -85,8 +93,23 @@ export class Connection {
 
   connect(): void {
     if (this.closedFlag) throw new ChatError('DISCONNECTED', 'the client is closed');
-    if (this.socket.active) return;
+    if (this.socket.active || this.prefetching) return;
     this.setStatus(this.everConnected ? 'reconnecting' : 'connecting');
+    if (this.affinity && this.getToken && !this.affinityKnown()) {
+      // The key goes in the URL of the transport's first request, before the handshake asks for a token: fetch
+      // that token now, and let the handshake use it (getToken is still called once per handshake).
+      const token = Promise.resolve().then(() => this.getToken!());
+      this.prefetched = { token, at: Date.now() };
+      this.prefetching = true;
+      void token
+        .then((t) => this.keepAffinity(t))
+        .catch(() => undefined)
+        .finally(() => {
+          this.prefetching = false;
+          if (!this.closedFlag && !this.socket.active) this.socket.connect();
+        });
+      return;
+    }
     this.socket.connect();
   }
 
@@ -180,8 +203,13 @@ export class Connection {
     // The version this SDK speaks: a gateway that does not speak it refuses with UNSUPPORTED_PROTOCOL.
     const protocol = PROTOCOL_VERSION;
     try {
-      const token = this.getToken ? await this.getToken() : this.token;
+      const prefetched = this.prefetched;
+      this.prefetched = undefined;
+      // A prefetched token serves the handshake it was fetched for, not one long after (the server was down).
+      const fresh = prefetched && Date.now() - prefetched.at < PREFETCH_FRESH_MS ? prefetched.token : undefined;
+      const token = fresh ? await fresh : this.getToken ? await this.getToken() : this.token;
       this.tokenFetchFailed = false;
+      if (token) this.keepAffinity(token);
       this.token = token;
       this.handshakeToken = token;
       return token ? { token, protocol } : { protocol };
@@ -261,6 +289,24 @@ export class Connection {
         this.refreshTimer = setTimeout(() => void this.refreshNow(), REFRESH_RETRY_MS);
       }
     }
+  }
+
+  private affinityKnown(): boolean {
+    const query = this.socket.io.opts.query as Record<string, string> | undefined;
+    return query?.[AFFINITY_PARAM] !== undefined;
+  }
+
+  /**
+   * Puts the affinity key of `token`'s user in the query of the connections to come (socket.io-client's documented
+   * way to change the query between reconnects): every request of a long-polling session carries it, so a balancer
+   * hashing on it keeps the session on one node as well as the user's tabs together.
+   */
+  private keepAffinity(token: string): void {
+    if (!this.affinity) return;
+    const sub = jwtSub(token);
+    if (sub === undefined) return;
+    const opts = this.socket.io.opts;
+    opts.query = { ...(opts.query as Record<string, string> | undefined), [AFFINITY_PARAM]: affinityKey(sub) };
   }
 
   private report(err: unknown): void {

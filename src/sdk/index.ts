@@ -10,7 +10,7 @@
 export { ChatClient, createChatClient } from './client.ts';
 export type { ChatClientEvents, ChatClientOptions, ChatSocket, ConnectionStatus, IncomingNotification } from './types.ts';
 export { isFinal } from './conversation-view.ts';
-export { jwtSub, randomId } from './token.ts';
+export { AFFINITY_PARAM, affinityKey, jwtSub, randomId } from './token.ts';
 export { ChatError } from './errors.ts';
 export type { ChatErrorCode } from './errors.ts';
 export type {

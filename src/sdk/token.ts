@@ -66,3 +66,26 @@ export function randomId(): string {
   const h = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
+
+/** The query parameter that carries {@link affinityKey} in the connection URL (`/socket.io/?affinity=…`). */
+export const AFFINITY_PARAM = 'affinity';
+
+/**
+ * A short routing key for a user id: 8 hex digits of its FNV-1a hash (over its UTF-8 bytes). The SDK adds it to
+ * the connection URL as `?affinity=…` so that a load balancer hashing on it (deploy/nginx: `hash $arg_affinity
+ * consistent`) sends every tab of one user to one node, where their broadcasts stay local. It names a bucket, not a
+ * user: many users share a key, and the token never appears in the URL. It is not a secret either (anyone who knows
+ * a user id can compute it); turn it off with the client's `userAffinity: false`.
+ *
+ * @example
+ * import { affinityKey } from './sdk/index.ts';
+ * const url = `wss://chat.example.com/socket.io/?EIO=4&transport=websocket&affinity=${affinityKey('user-42')}`;
+ */
+export function affinityKey(sub: string): string {
+  let hash = 0x811c9dc5;
+  for (const byte of new TextEncoder().encode(sub)) {
+    hash ^= byte;
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0).toString(16).padStart(8, '0');
+}

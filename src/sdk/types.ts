@@ -64,6 +64,16 @@ export interface ChatClientOptions {
   refreshBeforeMs?: number;
   /** Engine.IO transports (default `['websocket']`: no long-polling, so no sticky sessions needed). */
   transports?: ('websocket' | 'polling' | 'webtransport')[];
+  /**
+   * Add `?affinity=<key>` to the connection URL, a short hash of the token's `sub` (see `affinityKey`), so that a load
+   * balancer hashing on it sends every tab of one user to the same gateway node (default true). Only an optimisation:
+   * the gateway delivers to tabs on any node either way. With `getToken` and no `token`, the first token is fetched
+   * before the connection opens, so that the very first request carries the key.
+   *
+   * @example
+   * const chat = createChatClient({ url: 'https://chat.example.com', getToken, userAffinity: false });
+   */
+  userAffinity?: boolean;
   /** Passed to socket.io-client's `io()` (`auth` and `autoConnect` are the client's own). `forceNew` defaults to true. */
   socketOptions?: Partial<ManagerOptions & SocketOptions>;
   /** Connect at once (default true); else call `connect()`. */

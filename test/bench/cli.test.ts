@@ -6,6 +6,7 @@
 // must not see the database of an interrupted run.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { connect } from 'node:net';
 import { existsSync, readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -18,6 +19,7 @@ const CLIS = [
   { script: 'bench/jwt-verify.ts', usage: 'Usage: npm run bench:jwt' },
   { script: 'bench/loadtest/cli.ts', usage: 'Usage: npm run loadtest' },
   { script: 'bench/faults.ts', usage: 'Usage: npm run bench:faults' },
+  { script: 'bench/scale.ts', usage: 'Usage: npm run bench:scale' },
 ];
 
 function run(script: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -160,4 +162,68 @@ describe('npm run bench cleans up after itself', () => {
     expect(run.err()).toContain('exited with 9 before listening');
     expect(await benchDatabases()).not.toContain(database);
   }, 90_000);
+});
+
+describe('npm run bench:scale', () => {
+  it('runs its smallest configuration and reports every figure per configuration, then leaves nothing behind', async () => {
+    const args = ['--nodes', '2', '--adapters', 'classic', '--placements', 'affine', '--users', '10', '--rate', '20'];
+    const child = spawn(process.execPath, ['bench/scale.ts', ...args, '--duration', '2', '--warmup', '0', '--json'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    started = { bench: child, children: [] };
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await exitWithin(once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>, 150_000);
+    const database = stderr.match(/database: (chat_bench_\d+)/)?.[1];
+    started.database = database;
+
+    expect(code, stderr).toBe(0);
+    const report = JSON.parse(stdout) as { command: string; machine: string; results: Record<string, unknown>[] };
+    expect(report.command).toContain('npm run bench:scale -- --nodes 2');
+    expect(report.machine).toMatch(/^\d+ cores/);
+    expect(report.results).toHaveLength(1);
+    const [r] = report.results as {
+      nodes: number;
+      adapter: string;
+      placement: string;
+      messages: number;
+      verified: boolean;
+      cpuMsPerMessage: { perNode: number[]; total: number };
+      redisBytesOutPerMessage: number;
+      redisBytesInPerPublishPerNode: number | null;
+      publishesPerMessage: number | null;
+      fanoutP99Ms: number;
+      ackP99Ms: number;
+    }[];
+    expect(r).toMatchObject({ nodes: 2, adapter: 'classic', placement: 'affine', verified: true });
+    expect(r!.messages).toBeGreaterThan(0);
+    expect(r!.cpuMsPerMessage.perNode).toHaveLength(2);
+    for (const cpu of r!.cpuMsPerMessage.perNode) expect(cpu).toBeGreaterThan(0);
+    // Every message crosses Redis at least once (its publish, and its delivery to the subscribers).
+    expect(r!.redisBytesOutPerMessage).toBeGreaterThan(64);
+    expect(r!.fanoutP99Ms).toBeGreaterThan(0);
+    expect(r!.ackP99Ms).toBeGreaterThan(0);
+    // From the nodes' chat_redis_* counters: figures when the build has them, else null (printed n/a).
+    for (const key of ['redisBytesInPerPublishPerNode', 'publishesPerMessage'] as const) {
+      expect(r![key] === null || (typeof r![key] === 'number' && r![key] > 0), key).toBe(true);
+    }
+
+    // Its private Redis is stopped and its database dropped.
+    const port = Number(stderr.match(/private redis-server at redis:\/\/127\.0\.0\.1:(\d+)/)?.[1]);
+    expect(port).toBeGreaterThan(0);
+    const refused = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(false);
+      });
+      socket.once('error', () => resolve(true));
+    });
+    expect(refused).toBe(true);
+    expect(database).toBeDefined();
+    expect(await benchDatabases()).not.toContain(database);
+  }, 180_000);
 });

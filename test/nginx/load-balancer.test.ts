@@ -1,118 +1,15 @@
 // The load balancer of docker-compose.yml, without Docker: Debian's nginx runs deploy/nginx/nginx.conf itself
 // (only its upstreams include path and its listen port are changed) in front of two gateway nodes sharing
 // PostgreSQL and Redis, with an upstreams file like deploy/nginx/chat-upstreams.conf pointing at them.
-// Shown: Socket.IO works through it over long-polling (which needs the sticky routing of ip_hash) and over
+// Shown: Socket.IO works through it over long-polling (which needs the sticky routing of its hash) and over
 // WebSocket (the Upgrade headers), and a tab on each transport sees the other's messages. A control run with the
 // stickiness removed shows why it is there. nginx missing is a failure, not a skip: CI installs it.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type Cluster, type ClusterNode } from '../helpers/cluster.ts';
+import { startNginx, type Nginx } from '../helpers/nginx.ts';
 import { closeAllTabs, connectTab, type Tab } from '../helpers/sockets.ts';
-
-const NGINX = process.env.NGINX_PATH ?? '/usr/sbin/nginx';
-const DEPLOY = fileURLToPath(new URL('../../deploy/nginx/', import.meta.url));
-
-interface Nginx {
-  url: string;
-  dir: string;
-  stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** Replaces `from` in `text`, failing loudly when the committed config no longer has it. */
-function replaceOnce(text: string, from: string | RegExp, to: string, file: string): string {
-  if (!(typeof from === 'string' ? text.includes(from) : from.test(text))) {
-    throw new Error(`${file} no longer contains ${String(from)}: update test/nginx/load-balancer.test.ts`);
-  }
-  return text.replace(from, to);
-}
-
-/**
- * Runs `nginx -p <tmp> -c <tmp>/nginx.conf -g 'daemon off; …'` with the committed nginx.conf in front of `nodes`.
- * `sticky: false` drops `ip_hash` from the upstreams (round robin), for the control run.
- */
-async function startNginx(nodes: ClusterNode[], options: { sticky: boolean }): Promise<Nginx> {
-  if (!existsSync(NGINX)) {
-    throw new Error(`nginx is not installed at ${NGINX}: run \`apt-get install -y nginx-light\` (or set NGINX_PATH). CI installs it.`);
-  }
-  const dir = await mkdtemp(join(tmpdir(), 'chat-nginx-'));
-  // Workers may run as an unprivileged user when the master is root: let them into the prefix.
-  await chmod(dir, 0o755);
-  const port = await freePort();
-
-  let upstreams = await readFile(join(DEPLOY, 'chat-upstreams.conf'), 'utf8');
-  upstreams = replaceOnce(upstreams, 'server gateway1:3000', `server 127.0.0.1:${nodes[0]!.port}`, 'chat-upstreams.conf');
-  upstreams = replaceOnce(upstreams, 'server gateway2:3000', `server 127.0.0.1:${nodes[1]!.port}`, 'chat-upstreams.conf');
-  if (!options.sticky) upstreams = replaceOnce(upstreams, /^\s*ip_hash;\s*$/m, '', 'chat-upstreams.conf');
-  await writeFile(join(dir, 'chat-upstreams.conf'), upstreams);
-
-  let conf = await readFile(join(DEPLOY, 'nginx.conf'), 'utf8');
-  conf = replaceOnce(conf, 'include /etc/nginx/chat-upstreams.conf;', `include ${join(dir, 'chat-upstreams.conf')};`, 'nginx.conf');
-  conf = replaceOnce(conf, 'listen 8080;', `listen 127.0.0.1:${port};`, 'nginx.conf');
-  // Logs and temporary files inside the prefix (Debian's build puts them under /var): the only other additions.
-  conf = replaceOnce(
-    conf,
-    /^http \{$/m,
-    [
-      'http {',
-      `  access_log ${join(dir, 'access.log')};`,
-      ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${join(dir, `${t}_temp`)};`),
-    ].join('\n'),
-    'nginx.conf',
-  );
-  const confPath = join(dir, 'nginx.conf');
-  await writeFile(confPath, conf);
-
-  const errorLog = join(dir, 'error.log');
-  const child: ChildProcess = spawn(
-    NGINX,
-    ['-p', dir, '-c', confPath, '-e', errorLog, '-g', `daemon off; pid ${join(dir, 'nginx.pid')};`],
-    {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
-  let stderr = '';
-  child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (child.exitCode !== null) {
-      const log = await readFile(errorLog, 'utf8').catch(() => '');
-      throw new Error(`nginx exited with ${child.exitCode}: ${stderr}\n${log}`);
-    }
-    const ok = await fetch(`${url}/healthz`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) break;
-    if (Date.now() > deadline) throw new Error(`nginx did not answer on ${url}: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    url,
-    dir,
-    async stop() {
-      // SIGTERM: nginx's fast shutdown (SIGQUIT would wait for every open WebSocket and long-poll).
-      if (child.exitCode === null) child.kill('SIGTERM');
-      await exited;
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 /** The node holding this socket (by its Socket.IO id), or undefined. */
 function nodeOf(cluster: Cluster, tab: Tab): ClusterNode | undefined {
@@ -148,7 +45,7 @@ describe('nginx (deploy/nginx/nginx.conf) in front of two gateway nodes', () => 
     const websocket = await connectTab(lb.url, token, { transports: ['websocket'], name: 'websocket' });
     expect(polling.socket.io.engine.transport.name).toBe('polling');
     expect(websocket.socket.io.engine.transport.name).toBe('websocket');
-    // ip_hash: both come from 127.0.0.1, so both sit on one node; a tab straight on the other node shows the
+    // Hashed on the address (no affinity key: plain socket.io-client tabs): both come from 127.0.0.1, so both sit on one node; a tab straight on the other node shows the
     // fan-out between the nodes behind the balancer too.
     const behind = nodeOf(cluster, polling);
     expect(behind).toBeDefined();
@@ -185,7 +82,7 @@ describe('nginx (deploy/nginx/nginx.conf) in front of two gateway nodes', () => 
     expect(await log()).toMatch(/"POST \/socket\.io\/\?EIO=4&transport=polling[^"]*&sid=[^"]*" 200 /);
   });
 
-  it('control: without ip_hash, long-polling sessions break (the stickiness is needed)', async () => {
+  it('control: without the hash, long-polling sessions break (the stickiness is needed)', async () => {
     const roundRobin = await startNginx(cluster.nodes, { sticky: false });
     try {
       const token = cluster.tokenFor(cluster.user('rr'));

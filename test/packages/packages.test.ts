@@ -22,7 +22,17 @@ import { startGateway, type StartedGateway } from '../helpers/gateway.ts';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const PACKAGES = ['@chat-gateway/sdk', '@chat-gateway/widget', '@chat-gateway/react'];
 /** The SDK's runtime exports: a name added or removed must be added here (and to the type check below) on purpose. */
-const SDK_VALUES = ['ChatClient', 'ChatError', 'PROTOCOL_VERSION', 'createChatClient', 'isFinal', 'jwtSub', 'randomId'];
+const SDK_VALUES = [
+  'AFFINITY_PARAM',
+  'ChatClient',
+  'ChatError',
+  'PROTOCOL_VERSION',
+  'affinityKey',
+  'createChatClient',
+  'isFinal',
+  'jwtSub',
+  'randomId',
+];
 const REACT_VALUES = [
   'ChatError',
   'ChatProvider',
@@ -127,7 +137,7 @@ describe('npm pack', () => {
 describe('types', () => {
   const CHECK = `
 import {
-  ChatClient, ChatError, PROTOCOL_VERSION, createChatClient, isFinal, jwtSub, randomId,
+  AFFINITY_PARAM, ChatClient, ChatError, PROTOCOL_VERSION, affinityKey, createChatClient, isFinal, jwtSub, randomId,
   type Ack, type ChatClientEvents, type ChatClientOptions, type ChatErrorCode, type ChatSocket, type CommandPayloads,
   type CommandResults, type ConnectErrorData, type ConnectionStatus, type ConversationDto, type ErrorCode,
   type IncomingNotification, type MessageDelta, type MessageDto, type Role, type Status, type ToolCallDto,
@@ -160,7 +170,9 @@ const refused: ConnectErrorData = { code: 'UNSUPPORTED_PROTOCOL', supported: [1]
 const status: ConnectionStatus = chat.status;
 const events: keyof ChatClientEvents = 'status';
 const incoming: IncomingNotification = ['sync:required', { reason: 'fanout_interrupted', spreadMs: 1000 }];
-const ids: (string | undefined)[] = [jwtSub('a.b.c'), randomId()];
+const ids: (string | undefined)[] = [jwtSub('a.b.c'), randomId(), affinityKey('user-1')];
+const spread: ChatClientOptions = { ...options, userAffinity: false };
+const param: string = AFFINITY_PARAM + spread.url;
 
 const widget: ChatWidget | null = document.querySelector('chat-widget');
 const getter: TokenGetter = () => 'jwt';
