@@ -1,7 +1,7 @@
 // assistant:stop from any tab on any node: the node running the reply ends it as `stopped`, keeps the text
 // streamed so far, and every tab learns it. Also: a tab opening mid-reply continues from the saved text.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { MessageDto } from '../../src/shared/events.ts';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { MessageDelta, MessageDto } from '../../src/shared/events.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { closeAllTabs, connectTab, joinDeltas, type Tab } from '../helpers/sockets.ts';
 
@@ -127,37 +127,55 @@ describe('assistant:stop', () => {
 });
 
 describe('a tab that opens mid-reply', () => {
-  it('gets the saved partial text from history:get (metadata.deltaIndex deltas of it) and the end from message:updated', async () => {
+  it('gets the saved partial text from history:get (metadata.deltaIndex deltas of it); the deltas from there continue it with no gap or overlap', async () => {
     const user = cluster.user('late');
     const token = cluster.tokenFor(user);
     const first = await connectTab(A, token, { name: 'first' });
-    const content = Array.from({ length: 25 }, (_, i) => `w${i}`).join(' ');
+    // 200 words at 100 ms: the reply streams for some 20 s, far longer than the steps below need; it is stopped.
+    const content = Array.from({ length: 200 }, (_, i) => `w${i}`).join(' ');
     const { message } = await first.ok('message:send', { content, clientMessageId: 'late-1' });
     const start = await first.replyStart(message.id);
-    // Past the first save (about once a second) of the partial text.
-    await first.waitForCount('message:delta', 14, (d: { messageId: string }) => d.messageId === start.id);
+    const ofReply = (d: MessageDelta) => d.messageId === start.id;
+    await first.waitForCount('message:delta', 1, ofReply);
     const late = await connectTab(B, token, { name: 'late' });
-    const page = await late.ok('history:get', { conversationId: message.conversationId });
-    expect(page.messages.map((m) => m.seq)).toEqual([1, 2]);
-    const stored = page.messages[1]!;
-    const end = await late.replyEnd(start.id);
-    expect(end).toMatchObject({ status: 'complete', content: `Echo: ${content}` });
-    expect(stored.status).toBe('streaming');
-    const deltaIndex = stored.metadata!.deltaIndex as number;
+    // Every delta from the first one the late tab sees reaches it: it is in the user's room from then on.
+    const [firstSeen] = await late.waitForCount('message:delta', 1, ofReply);
+
+    // The text as saved once the late tab is in: it holds at least every delta before the first one the tab saw.
+    let stored: MessageDto | undefined;
+    await vi.waitFor(
+      async () => {
+        const page = await late.ok('history:get', { conversationId: message.conversationId });
+        expect(page.messages.map((m) => m.seq)).toEqual([1, 2]);
+        stored = page.messages[1]!;
+        expect(stored.status).toBe('streaming');
+        expect(stored.metadata!.deltaIndex as number).toBeGreaterThanOrEqual(firstSeen!.index);
+      },
+      { timeout: 20_000, interval: 100 },
+    );
+    const deltaIndex = stored!.metadata!.deltaIndex as number;
     expect(deltaIndex).toBeGreaterThan(0);
-    // The stored text is exactly the first deltaIndex deltas.
+    // The stored text is exactly the first deltaIndex deltas (as the first tab, there from the start, received them).
+    await first.waitForCount('message:delta', deltaIndex, ofReply);
     const streamed = [...first.deltas(start.id)].sort((a, b) => a.index - b.index);
-    expect(stored.content).toBe(
+    expect(streamed.slice(0, deltaIndex).map((d) => d.index)).toEqual(Array.from({ length: deltaIndex }, (_, i) => i));
+    expect(stored!.content).toBe(
       streamed
         .slice(0, deltaIndex)
         .map((d) => d.text)
         .join(''),
     );
-    // What the late tab received from deltaIndex on continues the stored text with no gap or overlap.
+
+    const { message: stopped } = await late.ok('assistant:stop', { conversationId: message.conversationId, messageId: start.id });
+    const end = await late.replyEnd(start.id);
+    expect(end).toEqual(stopped);
+    // What the late tab received from deltaIndex on continues the stored text to the end with no gap or overlap.
     const received = new Map(late.deltas(start.id).map((d) => [d.index, d.text]));
     const total = end.metadata!.deltaIndex as number;
+    expect(total).toBeGreaterThan(deltaIndex);
     const rest = Array.from({ length: total - deltaIndex }, (_, i) => received.get(deltaIndex + i));
-    if (rest.every((t) => t !== undefined)) expect(stored.content + rest.join('')).toBe(end.content);
+    expect(rest.filter((t) => t === undefined)).toEqual([]);
+    expect(stored!.content + rest.join('')).toBe(end.content);
   });
 });
 
