@@ -232,5 +232,4 @@ describe('nginx (deploy/nginx/nginx.conf) in front of two gateway nodes', () => 
       await roundRobin.stop();
     }
   });
-
 });
