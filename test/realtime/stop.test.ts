@@ -1,5 +1,6 @@
 // assistant:stop from any tab on any node: the node running the reply ends it as `stopped`, keeps the text
-// streamed so far, and every tab learns it. Also: a tab opening mid-reply continues from the saved text.
+// streamed so far, and every tab learns it. Also: a tab opening mid-reply continues from the saved text, and a reply
+// whose row another node ended stops producing.
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { MessageDelta, MessageDto } from '../../src/shared/events.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
@@ -182,3 +183,38 @@ describe('a tab that opens mid-reply', () => {
 async function expectNotRunning() {
   for (const node of cluster.nodes) expect(node.gateway.assistant.runningCount).toBe(0);
 }
+
+describe('a reply ended elsewhere while it runs', () => {
+  it('stops producing at its next save, announces nothing more, and leaves the row as the other node ended it', async () => {
+    const user = cluster.user('superseded');
+    const tab = await connectTab(A, cluster.tokenFor(user));
+    const { reply } = await startLongReply(tab, 'superseded-1');
+    const ofReply = (d: { messageId: string }) => d.messageId === reply.id;
+    await tab.waitForCount('message:delta', 2, ofReply);
+    expect(cluster.nodes[0]!.gateway.assistant.runningCount).toBe(1);
+    // What another node's sweeper writes for a reply it takes as interrupted (or a stop made through the database):
+    // the row ends while the node running the reply goes on.
+    await cluster.db.query(
+      `update messages set status = 'failed', updated_at = now(),
+         metadata = metadata || '{"error": {"code": "INTERRUPTED", "message": "ended elsewhere"}}'::jsonb
+       where id = $1`,
+      [reply.id],
+    );
+    // Its next save finds the row ended: the reply stops there.
+    await vi.waitFor(() => expect(cluster.nodes[0]!.gateway.assistant.runningCount).toBe(0), { timeout: 20_000, interval: 20 });
+    const deltas = tab.deltas(reply.id).length;
+    expect(deltas).toBeLessThan(FULL.split(' ').length);
+
+    // A later event of the same user is the barrier: nothing of the reply came after its end, and no end of the
+    // node's own (whoever ended the reply announces its end; nothing may follow it).
+    const barrier = await tab.ok('conversation:create', { title: 'after the end' });
+    await tab.waitFor('conversation:created', (p: { conversation: { id: string } }) => p.conversation.id === barrier.conversation.id);
+    expect(tab.deltas(reply.id)).toHaveLength(deltas);
+    expect(tab.all('message:updated', (p: { message: MessageDto }) => p.message.id === reply.id)).toEqual([]);
+    const [row] = await cluster.db.query<{ status: string; code: string }>(
+      "select status, metadata->'error'->>'code' as code from messages where id = $1",
+      [reply.id],
+    );
+    expect(row).toEqual({ status: 'failed', code: 'INTERRUPTED' });
+  });
+});
