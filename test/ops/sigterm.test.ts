@@ -132,7 +132,7 @@ function rawRequest(
   token?: string,
   body?: unknown,
   agent: http.Agent | false = false,
-): Promise<{ status: number; body: any }> {
+): Promise<{ status: number; body: Record<string, unknown> | undefined }> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const req = http.request(new URL(path, baseUrl), {
