@@ -115,8 +115,10 @@ describe('a batch with an append the database refuses', () => {
     const value = (s: PromiseSettledResult<unknown>) =>
       (s as PromiseFulfilledResult<{ data: { message: { id: string; seq: number; conversationId: string }; duplicate?: boolean } }>).value
         .data;
-    // The repeat of good 1 is good 1, not a second row.
-    expect(value(good1Again!)).toMatchObject({ duplicate: true, message: { id: value(good1!).message.id } });
+    // The two sends of good 1's key are one message: the same id, one of them answered as the repeat. Written one by
+    // one at the same time after the split, either may be the one that stored it.
+    expect(value(good1Again!).message.id).toBe(value(good1!).message.id);
+    expect([value(good1!).duplicate, value(good1Again!).duplicate].sort()).toEqual([false, true]);
     expect(value(fresh!).message.seq).toBe(1);
 
     // The batch was tried whole, failed, and its appends were then written one by one.
