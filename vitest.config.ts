@@ -30,6 +30,8 @@ export default defineConfig({
       ],
       reporter: ['text', 'text-summary', 'json-summary'],
       reportsDirectory: 'coverage',
+      // A failing test still leaves its report: what the rest of the suite covers is worth seeing.
+      reportOnFailure: true,
     },
   },
 });
