@@ -11,7 +11,7 @@ let A: string;
 let B: string;
 
 beforeAll(async () => {
-  // 100 ms a word: a 60-word reply streams for ~6 s, long enough to stop it midway.
+  // 100 ms a word: a 200-word reply streams for ~20 s; every test that starts one stops it (or has it ended) long before.
   cluster = await startCluster({ nodes: 2, env: { ASSISTANT: 'echo', ASSISTANT_DELAY_MS: '100' } });
   [A, B] = cluster.nodes.map((n) => n.url) as [string, string];
 });
@@ -21,7 +21,7 @@ afterAll(async () => {
   await cluster?.close();
 });
 
-const LONG = Array.from({ length: 60 }, (_, i) => `word${i}`).join(' ');
+const LONG = Array.from({ length: 200 }, (_, i) => `word${i}`).join(' ');
 const FULL = `Echo: ${LONG}`;
 
 async function startLongReply(sender: Tab, clientMessageId: string) {
