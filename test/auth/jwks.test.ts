@@ -169,7 +169,8 @@ describe('JWKS: the endpoint down', () => {
 describe('JWKS: the rate bound on fetches', () => {
   it('a flood of tokens with random kids fetches at most once per cooldown, all refused, valid tokens unaffected', async () => {
     const server = await provider(EC);
-    const { keys, verify } = verifierOn(server, {}, { cooldownMs: 1_000 });
+    // A cooldown of 5 s: ample for a flood to finish inside it, even on a busy machine.
+    const { keys, verify } = verifierOn(server, {}, { cooldownMs: 5_000 });
     const valid = await signWith(EC);
     // As an attacker would: one signed token, its header's kid replaced at will (the signature is never reached).
     const [, payload, signature] = (await signWith(signingKey('ES256', 'x'))).split('.');
@@ -179,6 +180,7 @@ describe('JWKS: the rate bound on fetches', () => {
       expect(results.slice(0, n).every((r) => r.status === 'rejected' && r.reason.code === 'UNAUTHORIZED')).toBe(true);
       expect(results[n]).toMatchObject({ status: 'fulfilled', value: { userId: 'jwks-user' } });
     };
+    const fetchedAt = performance.now();
     await keys.start();
     expect(server.requests).toBe(1);
 
@@ -186,7 +188,7 @@ describe('JWKS: the rate bound on fetches', () => {
     await flood(300);
     expect(server.requests).toBe(1);
     // Past it: the first unknown kid fetches once; the others wait for that one fetch and are refused after it.
-    await new Promise((r) => setTimeout(r, 1_100));
+    await new Promise((r) => setTimeout(r, Math.max(0, fetchedAt + 5_100 - performance.now())));
     await flood(300);
     expect(server.requests).toBe(2);
     await flood(300);

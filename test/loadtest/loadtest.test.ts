@@ -62,7 +62,11 @@ describe('load tester against two nodes', () => {
     expect(report.latency.fanout.count).toBe(c.acked); // one other tab per message
     expect(report.latency.assistantComplete.count).toBe(c.acked);
     expect(report.latency.assistantFirstDelta.p50Ms).toBeLessThanOrEqual(report.latency.assistantComplete.p99Ms);
-    expect(report.connections.disconnects).toBe(0);
+    // The nodes let no tab go (no 'io server disconnect'); a connection a busy machine dropped (a ping missed) came
+    // back, and every check above holds through it: the receipts are counted once per tab, catch-up included.
+    expect(report.connections.tabs).toBe(12);
+    expect(report.connections.disconnectReasons['io server disconnect'] ?? 0).toBe(0);
+    expect(report.connections.reconnects).toBeGreaterThanOrEqual(report.connections.disconnects);
 
     // The reports on disk: the JSON is the returned report; the HTML is self-contained (no external resource).
     const [jsonFile, htmlFile] = report.files;

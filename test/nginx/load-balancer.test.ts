@@ -84,10 +84,20 @@ describe('nginx (deploy/nginx/nginx.conf) in front of two gateway nodes', () => 
 
   it('control: without the hash, long-polling sessions break (the stickiness is needed)', async () => {
     const roundRobin = await startNginx(cluster.nodes, { sticky: false });
+    // What breaks them, seen by the nodes themselves: a polling request carrying a session id the node does not
+    // know (Engine.IO's "Session ID unknown", code 1) — the other node made that session.
+    const unknownSessions: string[] = [];
+    const listeners = cluster.nodes.map((node) => {
+      const listener = (err: { code?: number; message?: string; req?: { url?: string } }) => {
+        if (err.code === 1 && err.message === 'Session ID unknown') unknownSessions.push(err.req?.url ?? '');
+      };
+      node.gateway.sockets.io.engine.on('connection_error', listener);
+      return () => node.gateway.sockets.io.engine.off('connection_error', listener);
+    });
     try {
       const token = cluster.tokenFor(cluster.user('rr'));
       // Each attempt needs several requests (handshake, connect, polls, a command) on one node; round robin
-      // spreads them, so sessions fail ("Session ID unknown"). Several attempts make a lucky run negligible.
+      // spreads them. Several attempts make a lucky run negligible.
       const outcomes = await Promise.all(
         Array.from({ length: 6 }, async (_, i) => {
           let tab: Tab | undefined;
@@ -104,11 +114,18 @@ describe('nginx (deploy/nginx/nginx.conf) in front of two gateway nodes', () => 
         }),
       );
       expect(outcomes).toContain('broke');
+      // Broken for the reason named, not by a slow machine: the nodes were asked for sessions they never made,
+      // and nginx passed their refusal (400) back on polling requests with a session id.
+      expect(unknownSessions.length).toBeGreaterThan(0);
+      expect(unknownSessions.every((url) => /transport=polling.*sid=/.test(url))).toBe(true);
+      const log = await readFile(join(roundRobin.dir, 'access.log'), 'utf8');
+      expect(log).toMatch(/"(GET|POST) \/socket\.io\/\?EIO=4&transport=polling[^"]*&sid=[^"]*" 400 /);
       // WebSocket needs no stickiness: one upgraded connection carries the whole session.
       const ws = await connectTab(roundRobin.url, token, { transports: ['websocket'], name: 'rr-ws' });
       await ws.ok('conversation:list', {});
       ws.close();
     } finally {
+      for (const off of listeners) off();
       await roundRobin.stop();
     }
   });

@@ -1,6 +1,6 @@
 // Operations endpoints: liveness, readiness (and what clients get while the database is away), and metrics.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { api, createConversation, expectError, postMessage } from '../helpers/api.ts';
 import { ADMIN_URL, adminQuery, CHECK_APP_NAME, type TestDatabase } from '../helpers/db.ts';
 import { gatewayOnFreshDatabase, startGateway, type StartedGateway } from '../helpers/gateway.ts';
@@ -94,14 +94,16 @@ describe('while the database is unreachable', () => {
   let node: StartedGateway;
   let conversationId: string;
 
-  beforeAll(async () => {
+  // A proxied node and a conversation of its own for each test: the recovery test makes its own outage first, so
+  // either test runs alone (`-t`).
+  beforeEach(async () => {
     const admin = new URL(ADMIN_URL);
     proxy = await startTcpProxy({ host: admin.hostname, port: Number(admin.port || 5432) });
     node = await startGateway({ DATABASE_URL: proxy.wrap(db.url), NODE_ID: 'proxied' });
     conversationId = (await createConversation(api(node.url, node.tokenFor('outage-user')), 'before the outage')).id;
   });
 
-  afterAll(async () => {
+  afterEach(async () => {
     proxy?.restore();
     await node?.close();
     await proxy?.close();
@@ -142,6 +144,13 @@ describe('while the database is unreachable', () => {
 
   it('recovers by itself when the database is back: ready again, and the retried write is stored once', async () => {
     const client = api(node.url, node.tokenFor('outage-user'));
+    proxy.cut();
+    expect((await readyzBecomes(node.url, 503)).status).toBe(503);
+    const refused = await client.post(`/api/conversations/${conversationId}/messages`, {
+      content: 'during outage',
+      clientMessageId: 'outage-1',
+    });
+    expectError(refused, 503, 'UNAVAILABLE');
     proxy.restore();
     let status = 0;
     for (let i = 0; i < 100 && status !== 200; i++) {

@@ -20,19 +20,21 @@ afterAll(async () => {
 });
 
 const expOf = (token: string) => (jwt.decode(token) as { exp: number }).exp;
+/** A token for `sub` that ends at `expS` (seconds since the epoch). */
+const tokenUntil = (sub: string, expS: number) => cluster.tokenFor(sub, expS - Math.floor(Date.now() / 1000));
 
 describe('token expiry', () => {
   it('at exp the server emits auth:expired then disconnects; a socket that sent auth:refresh (same sub) stays', async () => {
     const user = cluster.user('exp');
-    const short = cluster.tokenFor(user, 3);
-    const expiresFirst = await connectTab(A, short, { name: 'expires' });
+    // Six seconds: ample for the connect and the request before the refresh, even on a loaded machine.
+    const short = cluster.tokenFor(user, 6);
     const refreshed = await connectTab(B, short, { name: 'refreshed' });
-    // A third socket whose token ends a little later: its expiry is the "later event" to wait for.
-    const later = await connectTab(A, cluster.tokenFor(user, 5), { name: 'later' });
-
     const fresh = cluster.tokenFor(user, 3600);
     const ack = await refreshed.request('auth:refresh', { token: fresh });
     expect(ack).toEqual({ ok: true, data: { exp: expOf(fresh) } });
+    const expiresFirst = await connectTab(A, short, { name: 'expires' });
+    // A third socket whose token ends a second after `short`: its expiry is the later event to wait for.
+    const later = await connectTab(A, tokenUntil(user, expOf(short) + 1), { name: 'later' });
 
     const expired = await expiresFirst.waitFor<{ exp: number }>('auth:expired');
     expect(expired).toEqual({ exp: expOf(short) });
@@ -46,6 +48,21 @@ describe('token expiry', () => {
     expect(refreshed.connected).toBe(true);
     expect(refreshed.all('auth:expired')).toEqual([]);
     expect((await refreshed.request('conversation:list', {})).ok).toBe(true);
+  });
+
+  it('a refresh with a token that ends sooner does not bring the expiry forward', async () => {
+    const user = cluster.user('exp-shorter');
+    const long = cluster.tokenFor(user, 3600);
+    const tab = await connectTab(A, long, { name: 'long' });
+    const brief = cluster.tokenFor(user, 4);
+    // Accepted (it is valid), and the socket keeps the later expiry.
+    expect(await tab.request('auth:refresh', { token: brief })).toEqual({ ok: true, data: { exp: expOf(long) } });
+    // Past the brief token's end (a socket on it, on the same node, is expired first), the socket is still there.
+    const barrier = await connectTab(A, tokenUntil(user, expOf(brief) + 1), { name: 'barrier' });
+    await barrier.waitFor('auth:expired');
+    expect(tab.connected).toBe(true);
+    expect(tab.all('auth:expired')).toEqual([]);
+    expect((await tab.request('conversation:list', {})).ok).toBe(true);
   });
 
   it('auth:refresh is refused for another sub, a garbage or an expired token, and the session keeps its exp', async () => {

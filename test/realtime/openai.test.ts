@@ -170,12 +170,18 @@ describe('a live reply whose upstream is slow to start', () => {
     await slow?.close();
   });
 
-  it('is not swept as interrupted while its node is alive (REPLY_STALE_MS=2000, 4.5 s to the first token)', async () => {
+  it('is not swept as interrupted while its node is alive (REPLY_STALE_MS=3000, 6 s to the first token)', async () => {
+    // The node running the reply saves a heartbeat every 100 ms (30 to a staleness bound, so a busy machine cannot
+    // make it look dead), and a sweeping node also asks the others which replies they run. The first token comes
+    // two staleness bounds later, when a sweep would long have ended a reply that neither kept alive (seen failing
+    // with the heartbeat at 60 s and the question to the other nodes left out).
+    const timing = { assistantTiming: { heartbeatMs: 100 } };
     slow = await startCluster({
       nodes: 2,
-      env: { ASSISTANT: 'openai', OPENAI_BASE_URL: sse.baseUrl, OPENAI_MODEL: 'slow-model', REPLY_STALE_MS: '2000' },
+      env: { ASSISTANT: 'openai', OPENAI_BASE_URL: sse.baseUrl, OPENAI_MODEL: 'slow-model', REPLY_STALE_MS: '3000' },
+      nodeOptions: [timing, timing],
     });
-    sse.setScript({ chunks: ['finally'], firstDelayMs: 4500 });
+    sse.setScript({ chunks: ['finally'], firstDelayMs: 6000 });
     const token = slow.tokenFor(slow.user('slow'));
     const onA = await connectTab(slow.nodes[0]!.url, token);
     const onB = await connectTab(slow.nodes[1]!.url, token);

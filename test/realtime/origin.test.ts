@@ -94,7 +94,14 @@ describe('with CORS_ORIGINS unset', () => {
       const tab = await connectTab(own.url, token, { transports: [...transports], extraHeaders: { origin: self } });
       expect((await tab.request('conversation:list', {})).ok).toBe(true);
     }
-    for (const foreign of [EVIL, ALLOWED, `http://127.0.0.1:${own.port + 1}`, 'null']) {
+    // The same host and port with the other scheme is the gateway's own page too: behind a proxy that ends TLS the
+    // browser's Origin is https while the gateway hears plain http on the same Host.
+    const behindTls = `https://127.0.0.1:${own.port}`;
+    expect((await handshake(own, behindTls)).status).toBe(200);
+    const tlsTab = await connectTab(own.url, token, { transports: ['websocket'], extraHeaders: { origin: behindTls } });
+    expect((await tlsTab.request('conversation:list', {})).ok).toBe(true);
+    // Another port, or another host with the same port, is not.
+    for (const foreign of [EVIL, ALLOWED, `http://127.0.0.1:${own.port + 1}`, `http://localhost:${own.port}`, 'null']) {
       expect((await handshake(own, foreign)).status).toBe(403);
       for (const transports of [['polling'], ['websocket']] as const) {
         const err = await connectError(own.url, token, { transports: [...transports], extraHeaders: { origin: foreign } });

@@ -69,3 +69,34 @@ it('four concurrent sends split over both nodes: exactly three are accepted', as
   expect(acks.filter((a) => a.ok)).toHaveLength(3);
   expect(acks.filter((a) => !a.ok && a.error.code === 'RATE_LIMITED')).toHaveLength(1);
 });
+
+it('a repeat of a stored message costs a send, on either node, and over the rate it is refused too, storing nothing twice', async () => {
+  const user = cluster.user('rl-repeat');
+  const token = cluster.tokenFor(user);
+  const [A, B] = cluster.nodes;
+  const onA = await connectTab(A!.url, token);
+  const onB = await connectTab(B!.url, token);
+  const { conversation } = await onA.ok('conversation:create', {});
+  const payload = { conversationId: conversation.id, content: 'once', clientMessageId: 'rl-repeat-1' };
+
+  const first = await onA.ok('message:send', payload);
+  // Two repeats, one on each node: each answers with the stored message, and each is counted (README, Limits:
+  // "a repeat counts"). Free repeats would be free work for a client that loops on one key.
+  const again = await onB.ok('message:send', payload);
+  const third = await onA.ok('message:send', payload);
+  expect(again.message).toEqual(first.message);
+  expect(third.message).toEqual(first.message);
+
+  // The allowance of 3 is spent by the send and its two repeats: a new send is refused, and so is a repeat.
+  expect(
+    await onB.request('message:send', { conversationId: conversation.id, content: 'new', clientMessageId: 'rl-repeat-2' }),
+  ).toMatchObject({
+    ok: false,
+    error: { code: 'RATE_LIMITED' },
+  });
+  expect(await onA.request('message:send', payload)).toMatchObject({ ok: false, error: { code: 'RATE_LIMITED' } });
+  const rows = await cluster.db.query<{ client_message_id: string }>('select client_message_id from messages where conversation_id = $1', [
+    conversation.id,
+  ]);
+  expect(rows.map((r) => r.client_message_id)).toEqual(['rl-repeat-1']);
+});

@@ -1,7 +1,8 @@
 // assistant:stop from any tab on any node: the node running the reply ends it as `stopped`, keeps the text
-// streamed so far, and every tab learns it. Also: a tab opening mid-reply continues from the saved text.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { MessageDto } from '../../src/shared/events.ts';
+// streamed so far, and every tab learns it. Also: a tab opening mid-reply continues from the saved text, and a reply
+// whose row another node ended stops producing.
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { MessageDelta, MessageDto } from '../../src/shared/events.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { closeAllTabs, connectTab, joinDeltas, type Tab } from '../helpers/sockets.ts';
 
@@ -10,7 +11,7 @@ let A: string;
 let B: string;
 
 beforeAll(async () => {
-  // 100 ms a word: a 60-word reply streams for ~6 s, long enough to stop it midway.
+  // 100 ms a word: a 200-word reply streams for ~20 s; every test that starts one stops it (or has it ended) long before.
   cluster = await startCluster({ nodes: 2, env: { ASSISTANT: 'echo', ASSISTANT_DELAY_MS: '100' } });
   [A, B] = cluster.nodes.map((n) => n.url) as [string, string];
 });
@@ -20,7 +21,7 @@ afterAll(async () => {
   await cluster?.close();
 });
 
-const LONG = Array.from({ length: 60 }, (_, i) => `word${i}`).join(' ');
+const LONG = Array.from({ length: 200 }, (_, i) => `word${i}`).join(' ');
 const FULL = `Echo: ${LONG}`;
 
 async function startLongReply(sender: Tab, clientMessageId: string) {
@@ -127,40 +128,93 @@ describe('assistant:stop', () => {
 });
 
 describe('a tab that opens mid-reply', () => {
-  it('gets the saved partial text from history:get (metadata.deltaIndex deltas of it) and the end from message:updated', async () => {
+  it('gets the saved partial text from history:get (metadata.deltaIndex deltas of it); the deltas from there continue it with no gap or overlap', async () => {
     const user = cluster.user('late');
     const token = cluster.tokenFor(user);
     const first = await connectTab(A, token, { name: 'first' });
-    const content = Array.from({ length: 25 }, (_, i) => `w${i}`).join(' ');
+    // 200 words at 100 ms: the reply streams for some 20 s, far longer than the steps below need; it is stopped.
+    const content = Array.from({ length: 200 }, (_, i) => `w${i}`).join(' ');
     const { message } = await first.ok('message:send', { content, clientMessageId: 'late-1' });
     const start = await first.replyStart(message.id);
-    // Past the first save (about once a second) of the partial text.
-    await first.waitForCount('message:delta', 14, (d: { messageId: string }) => d.messageId === start.id);
+    const ofReply = (d: MessageDelta) => d.messageId === start.id;
+    await first.waitForCount('message:delta', 1, ofReply);
     const late = await connectTab(B, token, { name: 'late' });
-    const page = await late.ok('history:get', { conversationId: message.conversationId });
-    expect(page.messages.map((m) => m.seq)).toEqual([1, 2]);
-    const stored = page.messages[1]!;
-    const end = await late.replyEnd(start.id);
-    expect(end).toMatchObject({ status: 'complete', content: `Echo: ${content}` });
-    expect(stored.status).toBe('streaming');
-    const deltaIndex = stored.metadata!.deltaIndex as number;
+    // Every delta from the first one the late tab sees reaches it: it is in the user's room from then on.
+    const [firstSeen] = await late.waitForCount('message:delta', 1, ofReply);
+
+    // The text as saved once the late tab is in: it holds at least every delta before the first one the tab saw.
+    let stored: MessageDto | undefined;
+    await vi.waitFor(
+      async () => {
+        const page = await late.ok('history:get', { conversationId: message.conversationId });
+        expect(page.messages.map((m) => m.seq)).toEqual([1, 2]);
+        stored = page.messages[1]!;
+        expect(stored.status).toBe('streaming');
+        expect(stored.metadata!.deltaIndex as number).toBeGreaterThanOrEqual(firstSeen!.index);
+      },
+      { timeout: 20_000, interval: 100 },
+    );
+    const deltaIndex = stored!.metadata!.deltaIndex as number;
     expect(deltaIndex).toBeGreaterThan(0);
-    // The stored text is exactly the first deltaIndex deltas.
+    // The stored text is exactly the first deltaIndex deltas (as the first tab, there from the start, received them).
+    await first.waitForCount('message:delta', deltaIndex, ofReply);
     const streamed = [...first.deltas(start.id)].sort((a, b) => a.index - b.index);
-    expect(stored.content).toBe(
+    expect(streamed.slice(0, deltaIndex).map((d) => d.index)).toEqual(Array.from({ length: deltaIndex }, (_, i) => i));
+    expect(stored!.content).toBe(
       streamed
         .slice(0, deltaIndex)
         .map((d) => d.text)
         .join(''),
     );
-    // What the late tab received from deltaIndex on continues the stored text with no gap or overlap.
+
+    const { message: stopped } = await late.ok('assistant:stop', { conversationId: message.conversationId, messageId: start.id });
+    const end = await late.replyEnd(start.id);
+    expect(end).toEqual(stopped);
+    // What the late tab received from deltaIndex on continues the stored text to the end with no gap or overlap.
     const received = new Map(late.deltas(start.id).map((d) => [d.index, d.text]));
     const total = end.metadata!.deltaIndex as number;
+    expect(total).toBeGreaterThan(deltaIndex);
     const rest = Array.from({ length: total - deltaIndex }, (_, i) => received.get(deltaIndex + i));
-    if (rest.every((t) => t !== undefined)) expect(stored.content + rest.join('')).toBe(end.content);
+    expect(rest.filter((t) => t === undefined)).toEqual([]);
+    expect(stored!.content + rest.join('')).toBe(end.content);
   });
 });
 
 async function expectNotRunning() {
   for (const node of cluster.nodes) expect(node.gateway.assistant.runningCount).toBe(0);
 }
+
+describe('a reply ended elsewhere while it runs', () => {
+  it('stops producing at its next save, announces nothing more, and leaves the row as the other node ended it', async () => {
+    const user = cluster.user('superseded');
+    const tab = await connectTab(A, cluster.tokenFor(user));
+    const { reply } = await startLongReply(tab, 'superseded-1');
+    const ofReply = (d: { messageId: string }) => d.messageId === reply.id;
+    await tab.waitForCount('message:delta', 2, ofReply);
+    expect(cluster.nodes[0]!.gateway.assistant.runningCount).toBe(1);
+    // What another node's sweeper writes for a reply it takes as interrupted (or a stop made through the database):
+    // the row ends while the node running the reply goes on.
+    await cluster.db.query(
+      `update messages set status = 'failed', updated_at = now(),
+         metadata = metadata || '{"error": {"code": "INTERRUPTED", "message": "ended elsewhere"}}'::jsonb
+       where id = $1`,
+      [reply.id],
+    );
+    // Its next save finds the row ended: the reply stops there.
+    await vi.waitFor(() => expect(cluster.nodes[0]!.gateway.assistant.runningCount).toBe(0), { timeout: 20_000, interval: 20 });
+    const deltas = tab.deltas(reply.id).length;
+    expect(deltas).toBeLessThan(FULL.split(' ').length);
+
+    // A later event of the same user is the barrier: nothing of the reply came after its end, and no end of the
+    // node's own (whoever ended the reply announces its end; nothing may follow it).
+    const barrier = await tab.ok('conversation:create', { title: 'after the end' });
+    await tab.waitFor('conversation:created', (p: { conversation: { id: string } }) => p.conversation.id === barrier.conversation.id);
+    expect(tab.deltas(reply.id)).toHaveLength(deltas);
+    expect(tab.all('message:updated', (p: { message: MessageDto }) => p.message.id === reply.id)).toEqual([]);
+    const [row] = await cluster.db.query<{ status: string; code: string }>(
+      "select status, metadata->'error'->>'code' as code from messages where id = $1",
+      [reply.id],
+    );
+    expect(row).toEqual({ status: 'failed', code: 'INTERRUPTED' });
+  });
+});

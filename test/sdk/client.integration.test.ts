@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ChatError, createChatClient, type ChatClient, type ChatClientOptions } from '../../src/sdk/index.ts';
 import { userRoom, type MessageDto } from '../../src/shared/events.ts';
 import { eventually, startCluster, type Cluster } from '../helpers/cluster.ts';
+import { connectTab } from '../helpers/sockets.ts';
 
 const WAIT_MS = 20_000;
 // A paced echo (15 ms a word, deltas coalesced every 50 ms) so replies stream in several deltas.
@@ -450,21 +451,27 @@ describe('convergence without new traffic', () => {
 describe('tokens', () => {
   it('with getToken the token is renewed on the open socket before it expires', async () => {
     const user = cluster.user();
-    let calls = 0;
+    // Six-second tokens: the client renews at half the lifetime left, three seconds before the end, ample for one
+    // round trip on a busy machine.
+    const tokens: string[] = [];
     const expired: unknown[] = [];
     const chat = client(A, {
       getToken: () => {
-        calls++;
-        return cluster.tokenFor(user, 4);
+        tokens.push(cluster.tokenFor(user, 6));
+        return tokens.at(-1)!;
       },
     });
     chat.on('authExpired', (e) => expired.push(e));
     await until(chat, () => chat.connected, 'connected');
-    await new Promise((r) => setTimeout(r, 6000));
+    // A socket of the test's own on the first token: the server's end of it is the moment past which the client
+    // must still be connected.
+    const barrier = await connectTab(A, tokens[0]!, { name: 'barrier' });
+    await barrier.waitFor('auth:expired');
     expect(chat.connected).toBe(true);
     expect(expired).toEqual([]);
-    expect(calls).toBeGreaterThanOrEqual(3);
+    expect(tokens.length).toBeGreaterThanOrEqual(2);
     await expect(chat.listConversations()).resolves.toMatchObject({ conversations: [] });
+    barrier.close();
   });
 
   it('with a fixed token, auth:expired is reported and refreshToken(token) gets back in', async () => {

@@ -78,6 +78,8 @@ describe('token helpers', () => {
     expect(jwtExp(`${b64url({ alg: 'HS256' })}.${b64url({ sub: 'ü?>~', exp: 1767225600 })}.sig`)).toBe(1767225600);
     expect(jwtExp('not-a-jwt')).toBeUndefined();
     expect(jwtExp(`x.${b64url({ sub: 'a' })}.y`)).toBeUndefined();
+    // A payload that is not JSON (a token of another kind, an opaque one) is read as no exp, never thrown on.
+    expect(jwtExp(`x.${btoa('not json')}.y`)).toBeUndefined();
   });
 
   it('reads sub from a JWT payload without verifying it, as UTF-8', () => {

@@ -3,7 +3,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { api, createConversation, expectError, postMessage } from '../helpers/api.ts';
 import { migrationNames } from '../helpers/db.ts';
 import { startGateway, type StartedGateway } from '../helpers/gateway.ts';
@@ -11,19 +11,30 @@ import { startGateway, type StartedGateway } from '../helpers/gateway.ts';
 let dir: string;
 let gw: StartedGateway | undefined;
 
-beforeAll(async () => {
+// Each test has a directory of its own: any one runs alone (`-t`), and none depends on another's data.
+beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'chat-pglite-'));
 });
 
-afterAll(async () => {
+afterEach(async () => {
   await gw?.close();
+  gw = undefined;
   await rm(dir, { recursive: true, force: true });
 });
 
-describe('embedded PGlite on disk', () => {
-  let conversationId: string;
-  let messageIds: string[];
+/** Starts on the test's directory, writes a conversation with two messages (the first with a key), and stops. */
+async function writeAndStop(): Promise<{ conversationId: string; messageIds: string[] }> {
+  gw = await startGateway({ PGLITE_DIR: dir, DATABASE_URL: undefined });
+  const alice = api(gw.url, gw.tokenFor('embedded-alice'));
+  const c = await createConversation(alice, 'kept on disk');
+  const m1 = await postMessage(alice, c.id, 'first', 'emb-1');
+  const m2 = await postMessage(alice, c.id, 'second');
+  await gw.close();
+  gw = undefined;
+  return { conversationId: c.id, messageIds: [m1.id, m2.id] };
+}
 
+describe('embedded PGlite on disk', () => {
   it('starts on an empty directory, migrates it, and serves writes and reads', async () => {
     gw = await startGateway({ PGLITE_DIR: dir, DATABASE_URL: undefined });
     expect(gw.config.databaseUrl).toBeUndefined();
@@ -32,10 +43,8 @@ describe('embedded PGlite on disk', () => {
 
     const alice = api(gw.url, gw.tokenFor('embedded-alice'));
     const c = await createConversation(alice, 'kept on disk');
-    conversationId = c.id;
     const m1 = await postMessage(alice, c.id, 'first', 'emb-1');
     const m2 = await postMessage(alice, c.id, 'second');
-    messageIds = [m1.id, m2.id];
     expect([m1.seq, m2.seq]).toEqual([1, 2]);
 
     // The same contract as on PostgreSQL: idempotent repeats, isolation.
@@ -48,12 +57,10 @@ describe('embedded PGlite on disk', () => {
     const ready = await api(gw.url).get('/readyz');
     expect(ready.status).toBe(200);
     expect(ready.body.checks).toEqual({ database: 'ok' });
-
-    await gw.close();
-    gw = undefined;
   });
 
   it('finds the same conversation and messages after a restart on the same directory, and continues the seq', async () => {
+    const { conversationId, messageIds } = await writeAndStop();
     gw = await startGateway({ PGLITE_DIR: dir, DATABASE_URL: undefined });
     const alice = api(gw.url, gw.tokenFor('embedded-alice'));
     const list = await alice.get('/api/conversations');

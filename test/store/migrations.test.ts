@@ -2,7 +2,7 @@
 // database, through the MikroORM migrator and through the CLI commands operators run (npm run migrate…).
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { api, createConversation, postMessage } from '../helpers/api.ts';
 import { createTestDatabase, migrationNames, tablesOf, type TestDatabase } from '../helpers/db.ts';
 import { startGateway, type StartedGateway } from '../helpers/gateway.ts';
@@ -47,13 +47,14 @@ describe('the MikroORM migrator on a fresh database', () => {
   let db: TestDatabase;
   let gw: StartedGateway;
 
-  beforeAll(async () => {
+  // A fresh database and gateway for each test: any one runs alone (`-t`), whatever the others did to the schema.
+  beforeEach(async () => {
     db = await createTestDatabase();
     // MIGRATE_ON_START=false: the gateway must not create anything by itself.
     gw = await startGateway({ DATABASE_URL: db.url, MIGRATE_ON_START: 'false' });
   });
 
-  afterAll(async () => {
+  afterEach(async () => {
     await gw?.close();
     await db?.drop();
   });
@@ -76,6 +77,7 @@ describe('the MikroORM migrator on a fresh database', () => {
   });
 
   it('the migrated schema serves the gateway', async () => {
+    await gw.gateway.orm.migrator.up();
     const client = api(gw.url, gw.tokenFor('mig-user'));
     const c = await createConversation(client, 'after up');
     expect((await postMessage(client, c.id, 'hello')).seq).toBe(1);
@@ -83,6 +85,7 @@ describe('the MikroORM migrator on a fresh database', () => {
 
   it('down reverts one migration; down to 0 removes every table; up again restores a working, empty schema', async () => {
     const names = migrationNames();
+    await gw.gateway.orm.migrator.up();
     const reverted = await gw.gateway.orm.migrator.down();
     expect(reverted.map((m) => m.name)).toEqual([names[names.length - 1]]);
     expect(await executed(db)).toEqual(names.slice(0, -1));
