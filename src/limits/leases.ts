@@ -9,10 +9,10 @@ const SWEEP_MS = 10_000;
  * twelfth of the node's CPU); with it a node takes `lease` points of the user's allowance from Redis at once and
  * spends them without asking until they run out or the window ends.
  *
- * The allowance is never exceeded across the nodes (leased points are counted in Redis as they are taken). It can
- * be reached early: points leased by one node and not spent there are not available to another node in the same
+ * While Redis answers, the allowance is not exceeded across the nodes (leased points are counted in Redis as they
+ * are taken). It can be reached early: points leased by one node and not spent there are not available to another node in the same
  * window, so a user whose tabs sit on several nodes may be refused up to (nodes - 1) × lease points early. With
- * user-affine routing a user's tabs share one node and nothing is lost. A lease never outlives its window.
+ * user-affine routing a user's sockets share one node and nothing is lost. A lease never outlives its window.
  *
  * Near the end of an allowance a lease is cut to what is left (the excess handed back at once), so the last points
  * remain reachable; while handed back they briefly count against the user on the other nodes. Once Redis refuses,
@@ -43,15 +43,18 @@ export class LeasedLimiter {
     for (let taking = this.#taking.get(key); taking; taking = this.#taking.get(key)) await taking.catch(() => undefined);
     const now = Date.now();
     const held = this.#held.get(key);
-    if (held && held.until > now) {
-      if (held.left >= points) {
-        held.left -= points;
+    const current = held && held.until > now ? held : undefined;
+    if (current) {
+      if (current.left >= points) {
+        current.left -= points;
         return;
       }
       // The allowance is spent until its window ends: refused here, without asking Redis again.
-      if (held.exhausted) throw new RateLimiterRes(0, held.until - now, this.#points, false);
+      if (current.exhausted) throw new RateLimiterRes(0, current.until - now, this.#points, false);
     }
-    const taking = this.#take(key, points);
+    // What is left of this window's lease is spent first: only the rest is taken from Redis, so a command costing
+    // more points than are left (a history page, an export) does not strand them.
+    const taking = this.#take(key, points, current?.left ?? 0);
     this.#taking.set(key, taking);
     try {
       await taking;
@@ -60,27 +63,30 @@ export class LeasedLimiter {
     }
   }
 
-  async #take(key: string, points: number): Promise<void> {
-    const want = Math.max(points, this.#lease);
+  /** Takes what `points` needs beyond `carried` (points of this window's lease not yet spent) from the store. */
+  async #take(key: string, points: number, carried: number): Promise<void> {
+    const need = points - carried;
+    const want = Math.max(need, this.#lease);
     let granted = want;
     let res: RateLimiterRes;
     try {
       res = await this.#store.consume(key, want);
     } catch (err) {
       if (!(err instanceof RateLimiterRes)) throw err;
-      // Refused for the whole lease: keep what still fits in the allowance (at least these points), return the rest.
+      // Refused for the whole lease: keep what still fits in the allowance (at least what is needed), return the rest.
       const fits = want - Math.max(0, err.consumedPoints - this.#points);
-      if (fits < points) {
-        // Refused outright: count these points, as a refused consume of them alone would, and no more.
-        if (want > points) await this.#store.reward(key, want - points).catch(() => undefined);
-        this.#held.set(key, { left: 0, until: Date.now() + err.msBeforeNext, exhausted: true });
+      if (fits < need) {
+        // Refused outright: count what was needed, as a refused consume of it alone would, and no more. The points
+        // carried stay this node's to spend on cheaper commands.
+        if (want > need) await this.#store.reward(key, want - need).catch(() => undefined);
+        this.#held.set(key, { left: carried, until: Date.now() + err.msBeforeNext, exhausted: true });
         throw err;
       }
       await this.#store.reward(key, want - fits).catch(() => undefined);
       granted = fits;
       res = err;
     }
-    this.#held.set(key, { left: granted - points, until: Date.now() + res.msBeforeNext, exhausted: false });
+    this.#held.set(key, { left: carried + granted - points, until: Date.now() + res.msBeforeNext, exhausted: false });
   }
 
   #sweep(now: number): void {

@@ -6,6 +6,12 @@ import { waitAtMost } from '../shared/time-bounds.ts';
 /** Channels re-subscribed per step after a reconnect; the event loop serves sockets between two steps. */
 export const RESUBSCRIBE_BATCH = 500;
 
+/** How soon a cluster client is sent again what it refused or could not take (a slot with no subscriber yet). */
+const CLUSTER_RETRY_MS = 1000;
+
+/** Refused subscription commands are logged at most this often, with how many there were. */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
+
 export interface ShardSubscriptions {
   /** Channels this node holds (or will hold once its subscriber is back). */
   readonly size: number;
@@ -34,19 +40,49 @@ export function guardShardSubscriptions(
   // A cluster client keeps the channels it was sent and subscribes them again itself (redis-connect.ts): a pass
   // sends it only those that came while it was not ready.
   const unsent = new Set<string>();
+  // Channels left while a cluster client was not ready: it would subscribe them again itself, so they are left then.
+  const unleft = new Set<string>();
+  let retry: NodeJS.Timeout | undefined;
   const pending = new Set<Promise<void>>();
   const ssubscribe = sub.ssubscribe.bind(sub) as (...channels: string[]) => Promise<unknown>;
   const sunsubscribe = sub.sunsubscribe.bind(sub) as (...channels: string[]) => Promise<unknown>;
   let passes = 0;
   let generation = 0;
+  let refusals = 0;
+  let lastRefusalLog = Number.NEGATIVE_INFINITY;
 
-  const failed = (err: Error) => {
+  const failed = (err: Error, channel: string) => {
     o.metrics.adapterErrors.inc({ client: 'sub' });
-    o.log.debug({ err: err.message }, 'redis subscription command dropped');
+    // Redis answering with an error (a server without sharded pub/sub, an ACL without SSUBSCRIBE) leaves this node
+    // deaf to other nodes for that room: said loudly. A connection lost meanwhile is reported as such elsewhere.
+    if (err.name === 'ReplyError') {
+      refusals++;
+      // At most one line per interval: a refusal that holds (a missing permission) would repeat for every channel.
+      if (performance.now() - lastRefusalLog >= REFUSAL_LOG_INTERVAL_MS) {
+        lastRefusalLog = performance.now();
+        o.log.warn({ err: err.message, channel, refusals }, 'redis refused subscription commands');
+        refusals = 0;
+      }
+    } else {
+      o.log.debug({ err: err.message }, 'redis subscription command dropped');
+    }
+    // A cluster client is not sent its channels again on the next ready: what it did not take is retried here.
+    if (o.resubscribesItself && wanted.has(channel)) {
+      unsent.add(channel);
+      if (retry === undefined) {
+        retry = setTimeout(() => {
+          retry = undefined;
+          if (sub.status === 'ready') void api.resubscribe();
+        }, CLUSTER_RETRY_MS).unref();
+      }
+    }
     return false;
   };
   const send = (command: (...c: string[]) => Promise<unknown>, channel: string): Promise<boolean> => {
-    const sent = command(channel).then(() => true, failed);
+    const sent = command(channel).then(
+      () => true,
+      (err: Error) => failed(err, channel),
+    );
     const tracked = sent.then(() => undefined);
     pending.add(tracked);
     void tracked.then(() => pending.delete(tracked));
@@ -57,7 +93,10 @@ export function guardShardSubscriptions(
   // The adapter calls these with one channel (or an array to leave); what it awaits is only ever undefined.
   (sub as unknown as Record<string, unknown>).ssubscribe = (...args: unknown[]) => {
     const channels = channelsOf(args);
-    for (const c of channels) wanted.add(c);
+    for (const c of channels) {
+      wanted.add(c);
+      unleft.delete(c);
+    }
     o.metrics.redisSubscriptions.set(wanted.size);
     if (sub.status !== 'ready') {
       for (const c of channels) unsent.add(c);
@@ -72,7 +111,10 @@ export function guardShardSubscriptions(
       unsent.delete(c);
     }
     o.metrics.redisSubscriptions.set(wanted.size);
-    if (sub.status !== 'ready') return Promise.resolve();
+    if (sub.status !== 'ready') {
+      if (o.resubscribesItself) for (const c of channels) unleft.add(c);
+      return Promise.resolve();
+    }
     return Promise.all(channels.map((c) => send(sunsubscribe, c))).then(() => undefined);
   };
 
@@ -82,7 +124,7 @@ export function guardShardSubscriptions(
     return false;
   };
 
-  return {
+  const api: ShardSubscriptions = {
     get size() {
       return wanted.size;
     },
@@ -94,6 +136,9 @@ export function guardShardSubscriptions(
       const again = passes++ > 0 && !o.resubscribesItself;
       const channels = [...(o.resubscribesItself ? unsent : wanted)];
       unsent.clear();
+      const leaving = [...unleft];
+      unleft.clear();
+      for (const c of leaving) if (!wanted.has(c)) void send(sunsubscribe, c);
       let done = 0;
       for (let i = 0; i < channels.length; i += RESUBSCRIBE_BATCH) {
         // A newer pass (another reconnect) or a connection gone again: this one stops here.
@@ -109,4 +154,5 @@ export function guardShardSubscriptions(
       return pass === generation;
     },
   };
+  return api;
 }

@@ -64,9 +64,18 @@ export function createRedisClients(url: string, o: RedisClientOptions): RedisCli
   // Answered once every channel is subscribed again after a (re)connect: from then on nothing is missed.
   let caughtUp: Promise<boolean> = Promise.resolve(false);
   sub.on('ready', () => {
-    caughtUp = subscriptions
-      ? subscriptions.resubscribe()
-      : new Promise<void>((resolve) => setImmediate(resolve)).then(() => sub.ping().then(() => true));
+    if (!subscriptions) {
+      caughtUp = new Promise<void>((resolve) => setImmediate(resolve)).then(() => sub.ping().then(() => true)).catch(() => false);
+    } else if (sub instanceof Cluster) {
+      // A cluster client is ready before its per-master subscribers are: they connect and subscribe the channels it
+      // kept afterwards, then say subscribersReady (or nothing, when nothing changed: bounded by a wait). What came
+      // while it was not ready is sent at once (retried if a slot has no subscriber yet); the tabs are told to catch
+      // up only once the subscribers are there too.
+      const sent = subscriptions.resubscribe();
+      caughtUp = Promise.all([sent, nextSubscribersReady(sub, 2 * o.commandTimeoutMs)]).then(([complete]) => complete);
+    } else {
+      caughtUp = subscriptions.resubscribe();
+    }
   });
   countReceived(sub, o.metrics);
   if (!subscriptions) countClassicChannels(sub, o.metrics);
@@ -113,7 +122,11 @@ export function createRedisClients(url: string, o: RedisClientOptions): RedisCli
       // One of the masters' subscriber connections lost (the master failed): what was published to its slots
       // meanwhile went unheard. ioredis subscribes its channels again on the master that takes over the slots, and
       // says so with subscribersReady; the tabs are told to catch up then.
-      client.on('-node', () => lost(SUBSCRIBER_NODE_LOST));
+      // The subscriber group's connections name their node; the cluster's own pool (slot lookups, replicas, idle
+      // connections the server closed) reports its nodes without one, and those do not concern the subscriber.
+      client.on('-node', (_redis: unknown, nodeKey?: string) => {
+        if (nodeKey !== undefined) lost(SUBSCRIBER_NODE_LOST);
+      });
       client.on('subscribersReady', () => {
         if (!down.has('sub')) return;
         o.metrics.redisResubscriptions.inc(subscriptions?.size ?? 0);
@@ -172,6 +185,19 @@ export function createRedisClients(url: string, o: RedisClientOptions): RedisCli
       commands.disconnect();
     },
   };
+}
+
+/** Resolves at the cluster client's next subscribersReady, or after `ms`. */
+function nextSubscribersReady(sub: Cluster, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      sub.off('subscribersReady', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    sub.once('subscribersReady', done);
+  });
 }
 
 export async function pingRedis(client: RedisClient, timeoutMs = 1500): Promise<void> {

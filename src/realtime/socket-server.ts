@@ -138,14 +138,17 @@ export function refusal(data: ConnectErrorData['code'] | ConnectErrorData, messa
 
 /**
  * What the sharded adapter publishes, by the cluster adapter's message type (socket.io-adapter's MessageType:
- * BROADCAST 3, BROADCAST_CLIENT_COUNT 11, BROADCAST_ACK 12); the rest are requests to every node, and its answers
- * to one node go out through doPublishResponse.
+ * BROADCAST 3, with a `requestId` when it expects acknowledgements); the rest are requests to every node, and its
+ * answers to one node (BROADCAST_CLIENT_COUNT 11, BROADCAST_ACK 12 among them) go out through doPublishResponse.
  */
-const KIND: Record<number, string> = { 3: 'broadcast', 11: 'ack', 12: 'ack' };
+function publishKind(message: { type: number; data?: { requestId?: unknown } }): string {
+  if (message.type !== 3) return 'request';
+  return message.data?.requestId === undefined ? 'broadcast' : 'ack';
+}
 
 type AdapterFactory = ReturnType<typeof createShardedAdapter>;
 interface PublishingAdapter {
-  doPublish(message: { type: number }): Promise<unknown>;
+  doPublish(message: { type: number; data?: { requestId?: unknown } }): Promise<unknown>;
   doPublishResponse(requesterUid: string, response: unknown): Promise<unknown>;
 }
 
@@ -158,7 +161,7 @@ function countedByKind(make: AdapterFactory, metrics: Metrics): AdapterFactory {
     const publish = hooks.doPublish.bind(adapter);
     const respond = hooks.doPublishResponse.bind(adapter);
     hooks.doPublish = (message) => {
-      metrics.redisPublishes.inc({ kind: KIND[message.type] ?? 'request' });
+      metrics.redisPublishes.inc({ kind: publishKind(message) });
       return publish(message);
     };
     hooks.doPublishResponse = (requesterUid, response) => {

@@ -17,7 +17,14 @@ let redis: Redis;
 beforeAll(async () => {
   cluster = await startCluster({
     nodes: 2,
-    env: { ASSISTANT: 'none', SEND_RATE_LIMIT: String(LIMIT), SEND_RATE_WINDOW_S: '60', RATE_LIMIT_LEASE: '0.25' },
+    env: {
+      ASSISTANT: 'none',
+      SEND_RATE_LIMIT: String(LIMIT),
+      SEND_RATE_WINDOW_S: '60',
+      READ_RATE_LIMIT: String(LIMIT),
+      READ_RATE_WINDOW_S: '60',
+      RATE_LIMIT_LEASE: '0.25',
+    },
   });
   redis = new Redis(REDIS_URL);
 });
@@ -29,7 +36,7 @@ afterAll(async () => {
 });
 
 /** What Redis counts against the user's send allowance in this window. */
-const counted = async (user: string) => Number((await redis.get(`${testRedisPrefix()}:rl:send:${user}`)) ?? 0);
+const counted = async (user: string, budget = 'send') => Number((await redis.get(`${testRedisPrefix()}:rl:${budget}:${user}`)) ?? 0);
 
 async function sendAll(tabs: Tab[], count: number, tag: string): Promise<boolean[]> {
   const { conversation } = await tabs[0]!.ok('conversation:create', {});
@@ -74,5 +81,26 @@ describe('send allowance leased by the nodes', () => {
     expect(accepted).toBeGreaterThanOrEqual(LIMIT - LEASE);
     const [{ count }] = await cluster.db.query<{ count: string }>('select count(*) from messages where user_id = $1', [user]);
     expect(Number(count)).toBe(accepted);
+  });
+
+  it('commands of several points spend what is left of a lease first: the whole allowance stays reachable', async () => {
+    // A history page of 200 messages costs 4 read points, a list 1. With leases of 10, a page arriving when 1 point
+    // of the lease is left must take 3 more, not a fresh 10 beside the stranded 1.
+    const user = cluster.user('lease-mixed');
+    const tab = await connectTab(cluster.nodes[0]!.url, cluster.tokenFor(user));
+    const { conversation } = await tab.ok('conversation:create', {});
+    const page = () => tab.request('history:get', { conversationId: conversation.id, limit: 200 });
+    const list = () => tab.request('conversation:list', {});
+
+    let spent = 0;
+    expect((await list()).ok).toBe(true);
+    spent += 1;
+    while ((await page()).ok) spent += 4;
+    // 1 + 9 × 4 = 37: a tenth page would pass the allowance of 40.
+    expect(spent).toBe(37);
+    // The 3 points left are still this user's, for cheaper commands.
+    for (let i = 0; i < 3; i++) expect((await list()).ok).toBe(true);
+    expect(await list()).toMatchObject({ ok: false, error: { code: 'RATE_LIMITED' } });
+    expect(await counted(user, 'read')).toBeLessThanOrEqual(LIMIT + 4);
   });
 });

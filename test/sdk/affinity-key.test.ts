@@ -9,9 +9,10 @@ describe('affinityKey', () => {
     expect(affinityKey('')).toBe('811c9dc5');
     expect(affinityKey('a')).toBe('e40c292c');
     expect(affinityKey('foobar')).toBe('bf9cf968');
-    // Non-ASCII ids hash their UTF-8 bytes, as any other implementation would.
-    expect(affinityKey('é')).toBe(affinityKey('\u00e9'));
-    expect(affinityKey('é')).not.toBe(affinityKey('e\u0301'));
+    // Non-ASCII ids hash their UTF-8 bytes (U+00E9 is C3 A9), as any other implementation would; not UTF-16 code
+    // units (E9 alone would give 6c0b6c44).
+    expect(affinityKey('\u00e9')).toBe('1e9de8c1');
+    expect(affinityKey('\u00e9')).not.toBe(affinityKey('e\u0301'));
   });
 
   it('does not carry the user id: ids of any length give 8 hex digits', () => {
