@@ -183,7 +183,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     api: [
       { path: '/conversations', router: conversationRoutes({ conversations, publish, limits, maxMessageChars }) },
       { path: '/conversations', router: messageRoutes({ messages, sendMessage, limits, maxMessageChars, clientInfo }) },
-      { path: '/me', router: accountRoutes({ users, orm, limits, audit, disconnectUser: fanout.disconnectUser }) },
+      { path: '/me', router: accountRoutes({ users, orm, limits, audit, log, disconnectUser: fanout.disconnectUser }) },
       { path: '', router: seedRoutes({ messages, limits }) },
       { path: '', router: chatRoutes({ sendMessage, messages, maxMessageChars, timeoutMs: config.assistant.chatTimeoutMs, clientInfo }) },
     ],

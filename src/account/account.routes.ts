@@ -1,9 +1,10 @@
 import { once } from 'node:events';
-import { Router } from 'express';
+import { Router, type Response } from 'express';
 import { identityOf } from '../auth/http.ts';
 import type { Orm } from '../db/types.ts';
 import type { UserLimits } from '../limits/user-limits.ts';
 import type { Audit } from '../observability/audit.ts';
+import type { Logger } from '../observability/logger.ts';
 import type { UserService } from '../users/user.service.ts';
 import { exportUser } from './export.ts';
 
@@ -12,6 +13,7 @@ export interface AccountRoutesDeps {
   orm: Orm;
   limits: UserLimits;
   audit: Audit;
+  log: Logger;
   /** Closes every socket of the user, on every node. */
   disconnectUser: (userId: string) => void;
 }
@@ -20,7 +22,7 @@ export interface AccountRoutesDeps {
 const EXPORT_READ_POINTS = 50;
 
 /** `/api/me`: the signed-in user's own account: erasure and export. */
-export function accountRoutes({ users, orm, limits, audit, disconnectUser }: AccountRoutesDeps): Router {
+export function accountRoutes({ users, orm, limits, audit, log, disconnectUser }: AccountRoutesDeps): Router {
   const router = Router();
   // Erase the user and all their data, then close their sockets on every node.
   router.delete('/', async (_req, res) => {
@@ -47,12 +49,13 @@ export function accountRoutes({ users, orm, limits, audit, disconnectUser }: Acc
     });
     try {
       while (!next.done && !gone) {
-        if (!res.write(next.value)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+        if (!res.write(next.value)) await drainedOrClosed(res);
         next = await pieces.next();
       }
     } catch (err) {
       // Headers are out: the client sees a truncated download (not valid JSON), and the cause goes to the log.
-      res.destroy(err as Error);
+      log.error({ err, userId }, 'export cut short: reading the history failed');
+      res.destroy();
       audit({ userId, op: 'user.export', outcome: 'error' });
       return;
     }
@@ -61,4 +64,17 @@ export function accountRoutes({ users, orm, limits, audit, disconnectUser }: Acc
     audit({ userId, op: 'user.export', outcome: 'ok', count: next.value.messages });
   });
   return router;
+}
+
+/**
+ * Waits until `res` can take more, or is gone. The listener that did not fire is removed: a long export waits
+ * thousands of times, and listeners left on the response would pile up until it ends.
+ */
+async function drainedOrClosed(res: Response): Promise<void> {
+  const done = new AbortController();
+  try {
+    await Promise.race([once(res, 'drain', { signal: done.signal }), once(res, 'close', { signal: done.signal })]);
+  } finally {
+    done.abort();
+  }
 }

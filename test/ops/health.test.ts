@@ -58,8 +58,10 @@ describe('/metrics', () => {
     const client = api(gw.url, gw.tokenFor('labels-user'));
     await client.get('/api/conversations');
     await api(gw.url).post('/api/demo/token', { name: 'nobody' }); // 404: no demo with a key configured
-    await fetch(`${gw.url}/widget/chat-widget.js`);
-    await fetch(`${gw.url}/no/such/page`);
+    // Each body read to its end: a response is counted when the node has finished sending it, and a bundle left
+    // unread could still be on its way when /metrics is read.
+    expect((await (await fetch(`${gw.url}/widget/chat-widget.js`)).arrayBuffer()).byteLength).toBeGreaterThan(0);
+    await (await fetch(`${gw.url}/no/such/page`)).arrayBuffer();
     const text = await (await fetch(`${gw.url}/metrics`)).text();
     const routes = new Set([...text.matchAll(/chat_http_requests_total\{[^}]*route="([^"]*)"/g)].map((m) => m[1]));
     expect(routes).toContain('/api/conversations');
