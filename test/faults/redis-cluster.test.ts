@@ -8,7 +8,7 @@ import { loadConfig } from '../../src/config.ts';
 import { userRoom } from '../../src/shared/events.ts';
 import { clusterEnv, startCluster, testRedisPrefix, type Cluster } from '../helpers/cluster.ts';
 import { awaitConvergence, checkIntegrity, closeTabs, Ledger, setUpUsers, type SendRecord } from '../helpers/convergence.ts';
-import { startRedisCluster, type LocalRedisCluster } from '../helpers/redis-cluster.ts';
+import { startRedisCluster, untilOk, type LocalRedisCluster } from '../helpers/redis-cluster.ts';
 
 let redis: LocalRedisCluster;
 let cluster: Cluster;
@@ -72,7 +72,7 @@ describe('two gateway nodes on a Redis Cluster of three masters', () => {
       round(`during ${i}`);
       await sleep(300);
     }
-    const { master: promoted } = await waitFor(async () => {
+    const { master: promoted } = await untilOk(async () => {
       const now = await subscribersOnMaster(onVictim[0]!.id);
       return now.master !== victim && now.count === 2 ? now : undefined;
     }, "the victim's slots to be served, and subscribed, on its replica");
@@ -96,13 +96,3 @@ describe('two gateway nodes on a Redis Cluster of three masters', () => {
     }
   }, 120_000);
 });
-
-async function waitFor<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}

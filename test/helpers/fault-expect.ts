@@ -18,3 +18,18 @@ export function expectConvergedAndIntact(result: DrillResult): void {
   expect(result.convergence.problems, `${result.kind}: convergence; ${context}`).toEqual([]);
   expect(result.integrity.counts.acked, `${result.kind}: sends acknowledged`).toBe(result.integrity.counts.sends);
 }
+
+/**
+ * A drill with Redis hung (no answers): every tab converges, no send was refused, each send waited for one timed-out
+ * Redis command at most (the limiter then counts in memory) rather than for the hang, and readiness stayed 200.
+ */
+export function expectServedThroughRedisHang(
+  result: DrillResult,
+  bounds: { REDIS_COMMAND_TIMEOUT_MS: number; WRITE_TIMEOUT_MS: number },
+): void {
+  expectConvergedAndIntact(result);
+  const observed = result.observed as { maxAckMsDuring: number; refusedDuring: number; readiness: Record<string, string[]> };
+  expect(observed.refusedDuring).toBe(0);
+  expect(observed.maxAckMsDuring).toBeLessThan(bounds.REDIS_COMMAND_TIMEOUT_MS + bounds.WRITE_TIMEOUT_MS);
+  for (const seen of Object.values(observed.readiness)) for (const answer of seen) expect(answer).toMatch(/^200 /);
+}

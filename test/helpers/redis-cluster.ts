@@ -7,9 +7,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
+import { eventually } from './cluster.ts';
 
 const run = promisify(execFile);
 
@@ -62,14 +62,9 @@ function listenOnce(port: number): Promise<number> {
   });
 }
 
-async function until<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
+/** `eventually`, with a check that fails (a server not up yet, a cluster not formed) counting as not yet. */
+export function untilOk<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
+  return eventually(() => check().catch(() => undefined), what, timeoutMs, 100);
 }
 
 export async function startRedisCluster(o: { masters?: number; replicas?: number } = {}): Promise<LocalRedisCluster> {
@@ -131,7 +126,7 @@ export async function startRedisCluster(o: { masters?: number; replicas?: number
       servers.push({ port, process: child, exited });
     }
     await Promise.all(
-      servers.map((s) => until(async () => ((await call(s.port, 'PING')) === 'PONG' ? true : undefined), `redis ${s.port}`)),
+      servers.map((s) => untilOk(async () => ((await call(s.port, 'PING')) === 'PONG' ? true : undefined), `redis ${s.port}`)),
     );
     await run('redis-cli', [
       '--cluster',
@@ -143,7 +138,7 @@ export async function startRedisCluster(o: { masters?: number; replicas?: number
     ]);
     // Every node agrees that every slot is served and knows every other node.
     for (const s of servers) {
-      await until(async () => {
+      await untilOk(async () => {
         const info = String(await call(s.port, 'CLUSTER', 'INFO'));
         return info.includes('cluster_state:ok') && info.includes(`cluster_known_nodes:${servers.length}`) ? true : undefined;
       }, `node ${s.port} to see the cluster`);
