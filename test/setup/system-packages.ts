@@ -14,8 +14,13 @@ const PACKAGES = [
     folders: ['test/browser', 'test/packages', 'test/examples'],
   },
   { name: 'nginx-light', binary: process.env.NGINX_PATH ?? '/usr/sbin/nginx', folders: ['test/nginx'] },
-  // The Redis Cluster test starts servers of its own (and brings redis-cli, which creates the cluster).
-  { name: 'redis-server', binary: process.env.REDIS_SERVER_PATH ?? '/usr/bin/redis-server', folders: ['test/faults'] },
+  // The Redis Cluster test starts servers of its own (and brings redis-cli, which creates the cluster); bench:scale,
+  // run by test/bench, starts a private one.
+  {
+    name: 'redis-server',
+    binary: process.env.REDIS_SERVER_PATH ?? '/usr/bin/redis-server',
+    folders: ['test/faults', 'test/bench'],
+  },
 ];
 
 /** The file filters given to `vitest run`; none means the whole suite. */
